@@ -1,0 +1,108 @@
+// The «Подключить WhatsApp» demo page on the gateway, under /demo: the page and its scripts from
+// dev/demo/, supabase-js's browser build from node_modules (no CDN), and a token helper that signs
+// in the seeded demo users (or any user id) with the stack's keys. Development only: the token
+// helper hands out tokens to anyone who asks.
+import { join } from "node:path";
+import { ROOT } from "./paths.ts";
+import { mintUserToken } from "./keys.ts";
+import { DEMO_USERS } from "./demo-users.ts";
+import type { RouteContext } from "./stack.ts";
+
+type Route = (req: Request) => Response | Promise<Response>;
+
+const DEMO_DIR = join(ROOT, "dev/demo");
+
+/** What the page may load, by the name it asks for; nothing else on disk is reachable. */
+const FILES: Record<string, { path: string; type: string }> = {
+  "index.html": { path: join(DEMO_DIR, "index.html"), type: "text/html; charset=utf-8" },
+  "style.css": { path: join(DEMO_DIR, "style.css"), type: "text/css; charset=utf-8" },
+  "app.js": { path: join(DEMO_DIR, "app.js"), type: "text/javascript; charset=utf-8" },
+  "api.js": { path: join(DEMO_DIR, "api.js"), type: "text/javascript; charset=utf-8" },
+  "messages.js": { path: join(DEMO_DIR, "messages.js"), type: "text/javascript; charset=utf-8" },
+  "qr.js": { path: join(DEMO_DIR, "qr.js"), type: "text/javascript; charset=utf-8" },
+  "vendor/supabase.js": {
+    path: join(ROOT, "node_modules/@supabase/supabase-js/dist/umd/supabase.js"),
+    type: "text/javascript; charset=utf-8",
+  },
+  // Only served once the qrcode package is installed; the page falls back without it.
+  "vendor/qrcode.js": {
+    path: join(ROOT, "node_modules/qrcode/build/qrcode.js"),
+    type: "text/javascript; charset=utf-8",
+  },
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TOKEN_TTL_S = 3600;
+
+// The page may be opened from another origin than the API (that is how the browser test gets a
+// real CORS preflight), so its JSON endpoints allow any origin, as the functions do.
+const CORS = { "access-control-allow-origin": "*", "cache-control": "no-store" };
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...CORS, "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+async function file(name: string): Promise<Response> {
+  const entry = FILES[name];
+  if (!entry) return json(404, { error: `no demo file ${name}` });
+  try {
+    return new Response(await Deno.readFile(entry.path), {
+      headers: { "content-type": entry.type, "cache-control": "no-cache" },
+    });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return json(404, { error: `${name} is not installed` });
+    throw e;
+  }
+}
+
+function config(ctx: RouteContext): Response {
+  return json(200, {
+    anonKey: ctx.keys.anonKey,
+    users: DEMO_USERS.map(({ key, email, role }) => ({ key, email, role })),
+  });
+}
+
+async function token(ctx: RouteContext, url: URL): Promise<Response> {
+  const key = url.searchParams.get("user");
+  const userId = url.searchParams.get("user_id");
+  const demo = key ? DEMO_USERS.find((u) => u.key === key) : undefined;
+  if (key && !demo) {
+    return json(400, { error: `no demo user '${key}'; one of ${DEMO_USERS.map((u) => u.key)}` });
+  }
+  if (!demo && !(userId && UUID.test(userId))) {
+    return json(400, { error: "give ?user=<demo user> or ?user_id=<uuid>" });
+  }
+  const sub = demo?.id ?? userId!.toLowerCase();
+  const accessToken = await mintUserToken(ctx.keys, {
+    sub,
+    email: demo?.email,
+    expiresInSeconds: TOKEN_TTL_S,
+  });
+  return json(200, {
+    access_token: accessToken,
+    token_type: "bearer",
+    expires_in: TOKEN_TTL_S,
+    user: { id: sub, email: demo?.email ?? null, role: demo ? demo.role : undefined },
+  });
+}
+
+export function demoPageRoutes(ctx: RouteContext): Record<string, Route> {
+  return {
+    "/demo": (req) => {
+      const url = new URL(req.url);
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return json(405, { error: "the demo page only answers GET" });
+      }
+      const rest = url.pathname.slice("/demo".length);
+      // Relative script URLs in the page resolve against /demo/, not /.
+      if (rest === "") return Response.redirect(new URL(`/demo/${url.search}`, url), 302);
+      if (rest === "/" || rest === "/index.html") return file("index.html");
+      if (rest === "/config") return config(ctx);
+      if (rest === "/token") return token(ctx, url);
+      return file(decodeURIComponent(rest.slice(1)));
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// `deno task test`: starts a throwaway stack on free ports, runs every test against it, stops it.
+// Two runs at once never collide: each has its own ports and its own temporary data directory.
+import { join } from "node:path";
+import { startStack } from "./stack.ts";
+import { ROOT } from "./paths.ts";
+import { demoPageRoutes } from "./demo-page.ts";
+
+const dataDir = await Deno.makeTempDir({ prefix: "wpp-connect-test-" });
+const log = (l: string) => console.log(`[stack] ${l}`);
+const quick = Deno.env.get("TEST_QUICK") === "1";
+let code = 1;
+const stack = await startStack({
+  dataDir,
+  ports: { gateway: 0, db: 0, postgrest: 0, postgrestAdmin: 0, simulator: 0 },
+  ephemeral: true,
+  externalDbUrl: Deno.env.get("DB_URL") || undefined,
+  envFile: join(ROOT, "tests/fixtures/functions.env"),
+  simulator: Deno.env.get("WPP_SIMULATOR") !== "off",
+  functionInstances: 2,
+  extraFunctions: [{
+    name: "stack-probe",
+    entry: join(ROOT, "tests/fixtures/functions/stack-probe/index.ts"),
+    verifyJwt: true,
+  }],
+  extraMigrationDirs: [join(ROOT, "tests/fixtures/migrations")],
+  extraRoutes: demoPageRoutes,
+  functionLogDir: join(dataDir, "function-logs"),
+  log,
+});
+log(`ready in ${stack.startupMs} ms at ${stack.url} (${JSON.stringify(stack.timings)})`);
+
+const keep = Deno.env.get("KEEP_TEST_DATA") === "1";
+const stop = async () => {
+  await stack.stop();
+  if (keep) log(`kept ${dataDir} (function logs under function-logs/)`);
+  else await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+};
+const onSignal = async () => {
+  await stop();
+  Deno.exit(130);
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+
+try {
+  const functionUrls: Record<string, string[]> = {};
+  for (const f of stack.functions) (functionUrls[f.name] ??= []).push(f.url);
+  const args = Deno.args.length ? Deno.args : ["tests/"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-prompt", ...(quick ? ["--no-check"] : []), ...args],
+    cwd: ROOT,
+    env: {
+      STACK_URL: stack.url,
+      STACK_ANON_KEY: stack.keys.anonKey,
+      STACK_SERVICE_ROLE_KEY: stack.keys.serviceRoleKey,
+      STACK_JWT_SECRET: stack.keys.jwtSecret,
+      STACK_ES256_JWK: JSON.stringify(stack.keys.es256PrivateJwk),
+      STACK_DB_URL: stack.dbUrl,
+      STACK_POSTGREST_URL: stack.postgrestUrl,
+      STACK_SIM_URL: stack.simulatorUrl ?? "",
+      STACK_SIM_SECRET: stack.simulatorSecret ?? "",
+      STACK_FUNCTION_URLS: JSON.stringify(functionUrls),
+      STACK_FUNCTION_ENV: JSON.stringify(stack.functionEnv),
+      STACK_STARTUP_MS: String(stack.startupMs),
+      STACK_FUNCTION_LOG_DIR: join(dataDir, "function-logs"),
+    },
+    stdin: "null",
+  }).spawn();
+  code = (await child.status).code;
+} finally {
+  await stop();
+}
+Deno.exit(code);

@@ -1,0 +1,189 @@
+// Database access for provisioning: each method is one RPC through PostgREST (one round trip),
+// and every decision that must be atomic is taken inside the database (see the migrations).
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { z } from "zod";
+import { AppError } from "./errors.ts";
+
+export type Decision = "reuse" | "create" | "busy";
+
+const CallerContextSchema = z.object({
+  organization_id: z.string().nullable(),
+  role: z.enum(["owner", "admin", "member"]).nullable(),
+});
+export type CallerContext = z.infer<typeof CallerContextSchema>;
+
+const BeginSchema = z.object({
+  decision: z.enum(["reuse", "create", "busy"]),
+  integration_id: z.string(),
+  organization_id: z.string(),
+  lease_id: z.string().nullable().optional(),
+  reason: z.string().nullable().optional(),
+  session: z.string().nullable().optional(),
+  api_key: z.string().nullable().optional(),
+  jwt_token: z.string().nullable().optional(),
+  jwt_expires_at: z.coerce.number().nullable().optional(),
+  webhook_key: z.string(),
+  old_session: z.string().nullable().optional(),
+  old_api_key: z.string().nullable().optional(),
+  retry_after_seconds: z.number().nullable().optional(),
+  session_created_at: z.number().nullable().optional(),
+});
+export type BeginResult = z.infer<typeof BeginSchema>;
+
+export interface BeginInput {
+  organizationId: string;
+  force: boolean;
+  actor: string;
+  leaseSeconds: number;
+  deadSession?: string;
+}
+
+export interface CompleteInput {
+  integrationId: string;
+  leaseId: string;
+  session: string;
+  apiKey: string;
+  actor: string;
+  details: Record<string, unknown>;
+}
+
+export type EventAction =
+  | "session_stopped"
+  | "stop_failed"
+  | "webhook_registered"
+  | "failed"
+  | "token_refreshed";
+
+/** The database operations the handlers need; tests may pass their own implementation. */
+export interface ProvisioningStore {
+  callerContext(userId: string): Promise<CallerContext>;
+  begin(input: BeginInput): Promise<BeginResult>;
+  complete(input: CompleteInput): Promise<void>;
+  fail(
+    integrationId: string,
+    leaseId: string,
+    reason: string,
+    details: Record<string, unknown>,
+    actor: string,
+  ): Promise<void>;
+  storeToken(
+    integrationId: string,
+    session: string,
+    token: string,
+    expiresAt: number,
+  ): Promise<boolean>;
+  recordEvent(
+    organizationId: string,
+    integrationId: string | null,
+    actor: string,
+    action: EventAction,
+    details: Record<string, unknown>,
+  ): Promise<void>;
+}
+
+export type DbTiming = (op: string, ms: number, ok: boolean) => void;
+
+interface PostgrestErrorLike {
+  code?: string;
+  message?: string;
+}
+
+function dbFailure(op: string, error: PostgrestErrorLike): AppError {
+  if (error.code === "WP409") {
+    return new AppError(
+      "provisioning_conflict",
+      "another request took over this provisioning; try again",
+    );
+  }
+  // The database's own message stays in the logs' error code; the client gets a generic one.
+  return new AppError("internal_error", `database call ${op} failed (${error.code ?? "unknown"})`);
+}
+
+/** Builds a store per request, so each request's log gets its own database timings. */
+export type StoreFactory = (timing?: DbTiming) => ProvisioningStore;
+
+export function createSupabaseStore(
+  opts: { supabaseUrl: string; serviceRoleKey: string },
+): StoreFactory {
+  // One client (and its connection pool) for the whole process.
+  const client: SupabaseClient = createClient(opts.supabaseUrl, opts.serviceRoleKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+  });
+  return (timing) => supabaseStore(client, timing);
+}
+
+function supabaseStore(client: SupabaseClient, timing?: DbTiming): ProvisioningStore {
+  async function rpc<T>(
+    op: string,
+    args: Record<string, unknown>,
+    schema?: z.ZodType<T>,
+  ): Promise<T> {
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      const { data, error } = await client.rpc(op, args);
+      if (error) throw dbFailure(op, error);
+      ok = true;
+      if (!schema) return data as T;
+      const parsed = schema.safeParse(data);
+      if (!parsed.success) {
+        ok = false;
+        throw new AppError("internal_error", `database call ${op} answered an unexpected shape`);
+      }
+      return parsed.data;
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw new AppError("internal_error", `database call ${op} failed (unreachable)`);
+    } finally {
+      timing?.(op, performance.now() - t0, ok);
+    }
+  }
+
+  return {
+    callerContext: (userId) =>
+      rpc("wpp_caller_context", { p_user_id: userId }, CallerContextSchema),
+    begin: (i) =>
+      rpc("wpp_provision_begin", {
+        p_organization_id: i.organizationId,
+        p_force: i.force,
+        p_actor: i.actor,
+        p_lease_seconds: i.leaseSeconds,
+        p_dead_session: i.deadSession ?? null,
+      }, BeginSchema),
+    complete: async (i) => {
+      await rpc("wpp_provision_complete", {
+        p_integration_id: i.integrationId,
+        p_lease_id: i.leaseId,
+        p_session: i.session,
+        p_api_key: i.apiKey,
+        p_actor: i.actor,
+        p_details: i.details,
+      });
+    },
+    fail: async (integrationId, leaseId, reason, details, actor) => {
+      await rpc("wpp_provision_fail", {
+        p_integration_id: integrationId,
+        p_lease_id: leaseId,
+        p_reason: reason,
+        p_details: details,
+        p_actor: actor,
+      });
+    },
+    storeToken: (integrationId, session, token, expiresAt) =>
+      rpc("wpp_store_token", {
+        p_integration_id: integrationId,
+        p_session: session,
+        p_token: token,
+        p_expires_at: expiresAt,
+      }, z.boolean()),
+    recordEvent: async (organizationId, integrationId, actor, action, details) => {
+      await rpc("wpp_record_event", {
+        p_organization_id: organizationId,
+        p_integration_id: integrationId,
+        p_actor: actor,
+        p_action: action,
+        p_details: details,
+      });
+    },
+  };
+}

@@ -1,0 +1,28 @@
+export { WppPlatformClient } from "./client.ts";
+export { WppSessionClient } from "./session.ts";
+export {
+  isWppError,
+  WppError,
+  type WppErrorCode,
+  WppInvalidApiKeyError,
+  WppMalformedError,
+  type WppOperation,
+  WppRejectedError,
+  WppServerError,
+  WppTimeoutError,
+  WppUnauthorizedError,
+  WppUnreachableError,
+} from "./errors.ts";
+export { maskSecret } from "./mask.ts";
+export type {
+  AccountStatus,
+  CallOptions,
+  CreatedClient,
+  RetryOptions,
+  SessionInput,
+  StartResult,
+  TokenOptions,
+  WppCallEvent,
+  WppClientOptions,
+  WppToken,
+} from "./types.ts";

@@ -1,0 +1,140 @@
+// HTTP side of wpp-status: method and CORS, caller, body, organisation, then the status read.
+// Every dependency comes in as an argument so tests can drive each branch.
+import { z } from "zod";
+import type { Config, ConfigResult } from "../_shared/config.ts";
+import { AppError, isAppError } from "../_shared/errors.ts";
+import { corsHeaders, errorResponse, jsonResponse } from "../_shared/http.ts";
+import { parseJsonBody } from "../_shared/body.ts";
+import type { TokenVerifier } from "../_shared/auth.ts";
+import type { PlatformPort } from "../_shared/platform-port.ts";
+import type { WppCallEvent } from "../_shared/wpp/mod.ts";
+import { RequestLog } from "../_shared/request-log.ts";
+import type { StatusStoreFactory } from "./store.ts";
+import { readStatus, type StatusOutcome } from "./status.ts";
+
+export const FUNCTION_NAME = "wpp-status";
+
+/** A POST carries no options: the strict empty object refuses fields meant for wpp-create. */
+export const StatusRequestSchema = z.strictObject({});
+
+/** Only sessions: the type itself says this function cannot create a platform client. */
+export type SessionPlatformFactory = (
+  onCall: (e: WppCallEvent) => void,
+) => Pick<PlatformPort, "forSession">;
+
+export interface HandlerDeps {
+  verifyToken: TokenVerifier;
+  store: StatusStoreFactory;
+  platform: SessionPlatformFactory;
+  now: () => number;
+  requestId: () => string;
+  log: (line: Record<string, unknown>) => void;
+}
+
+/** Room kept after the platform calls for caching a token. */
+const DEADLINE_RESERVE_MS = 1_000;
+
+// Only the states that need someone to act carry an `error`; the others are ordinary states.
+const PROBLEMS: Partial<Record<NonNullable<StatusOutcome["reason"]>, string>> = {
+  needs_new_session: "the stored WhatsApp session is unusable: an owner or an admin must connect " +
+    "WhatsApp again",
+  dead_key: "the WPP Platform refuses this session's apiKey: an owner or an admin must connect " +
+    "WhatsApp again, which replaces the session",
+};
+
+async function handle(
+  req: Request,
+  config: Config,
+  deps: HandlerDeps,
+  log: RequestLog,
+  cors: Headers,
+): Promise<Response> {
+  const path = new URL(req.url).pathname.replace(/\/+$/, "");
+  if (path !== `/${FUNCTION_NAME}` && path !== "") {
+    throw new AppError("not_found", `no such route: ${path}; GET /functions/v1/${FUNCTION_NAME}`);
+  }
+  if (req.method !== "GET" && req.method !== "POST") {
+    throw new AppError(
+      "method_not_allowed",
+      `method ${req.method} is not allowed; use GET or POST`,
+      {
+        headers: { Allow: "GET, POST, OPTIONS" },
+      },
+    );
+  }
+
+  const caller = await deps.verifyToken(req.headers.get("authorization"));
+  log.set({ user_id: caller.userId });
+  if (req.method === "POST") await parseJsonBody(req, StatusRequestSchema);
+
+  const store = deps.store(log.onDbCall);
+  const ctx = await store.callerContext(caller.userId);
+  if (!ctx.organization_id) {
+    throw new AppError("no_organization", "your account is not a member of any organisation");
+  }
+  // Every member may look: the status and the QR are what the whole team needs to see.
+  log.set({ organization_id: ctx.organization_id, role: ctx.role });
+
+  const outcome = await readStatus({
+    store,
+    platform: deps.platform(log.onPlatformCall),
+    deadline: deps.now() + config.WPP_REQUEST_DEADLINE_MS - DEADLINE_RESERVE_MS,
+    warn: (what, e) =>
+      log.set({
+        [`warning_${what}`]: e instanceof Error ? (e as { code?: string }).code ?? e.name : "error",
+      }),
+  }, ctx.organization_id);
+  log.set({
+    outcome: "status",
+    connection: outcome.status,
+    integration_id: outcome.integrationId ?? null,
+    session: outcome.session ?? null,
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    ...(outcome.platformState ? { platform_state: outcome.platformState } : {}),
+  });
+
+  return jsonResponse(200, {
+    success: true,
+    status: outcome.status,
+    ...(outcome.session ? { session: outcome.session } : {}),
+    ...(outcome.qrcode ? { qrcode: outcome.qrcode } : {}),
+    ...(outcome.integrationId ? { integration_id: outcome.integrationId } : {}),
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    ...(outcome.reason && PROBLEMS[outcome.reason] ? { error: PROBLEMS[outcome.reason] } : {}),
+    request_id: log.requestId,
+  }, cors);
+}
+
+export function createHandler(
+  configResult: ConfigResult,
+  deps: HandlerDeps,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const log = new RequestLog(deps.requestId(), FUNCTION_NAME, req.method);
+    const origins = configResult.ok ? configResult.config.corsOrigins : "*";
+    const cors = corsHeaders(origins, req.headers.get("origin"));
+    cors.set("x-request-id", log.requestId);
+    let response: Response;
+    try {
+      if (req.method === "OPTIONS") {
+        response = new Response(null, { status: 204, headers: cors });
+      } else if (!configResult.ok) {
+        throw new AppError(
+          "not_configured",
+          `the function is not configured: ${configResult.problem}`,
+        );
+      } else {
+        response = await handle(req, configResult.config, deps, log, cors);
+      }
+    } catch (e) {
+      const error = isAppError(e)
+        ? e
+        : new AppError("internal_error", "unexpected error; see the function's log for request_id");
+      if (!isAppError(e)) log.set({ exception: e instanceof Error ? e.name : typeof e });
+      log.set({ outcome: "error", error_code: error.code });
+      response = errorResponse(error, log.requestId, cors);
+    }
+    deps.log(log.line(response.status));
+    return response;
+  };
+}

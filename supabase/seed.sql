@@ -1,0 +1,61 @@
+-- Demo data for local development: two organisations, their users, and one legacy WhatsApp row.
+-- Runs after the migrations (supabase db reset, or the local stack on a fresh database). The ids
+-- are fixed because dev/stack/demo-users.ts and the docs refer to them. Re-running is harmless.
+--
+-- Every demo user's password is "demo-password" (only meaningful with a real Supabase Auth).
+
+insert into auth.users
+  (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+   raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+select
+  '00000000-0000-0000-0000-000000000000',
+  u.id,
+  'authenticated',
+  'authenticated',
+  u.email,
+  extensions.crypt('demo-password', extensions.gen_salt('bf')),
+  now(),
+  '{"provider": "email", "providers": ["email"]}'::jsonb,
+  '{}'::jsonb,
+  now(),
+  now()
+from (values
+  ('a0000000-0000-4000-8000-000000000001'::uuid, 'owner@demo.local'),
+  ('a0000000-0000-4000-8000-000000000002'::uuid, 'admin@demo.local'),
+  ('a0000000-0000-4000-8000-000000000003'::uuid, 'member@demo.local'),
+  ('b0000000-0000-4000-8000-000000000001'::uuid, 'admin@other.local'),
+  ('c0000000-0000-4000-8000-000000000001'::uuid, 'loner@demo.local')
+) as u (id, email)
+on conflict do nothing;
+
+insert into public.organizations (id, name) values
+  ('11111111-1111-4111-8111-111111111111', 'Demo CRM'),
+  ('22222222-2222-4222-8222-222222222222', 'Other CRM')
+on conflict do nothing;
+
+-- loner@demo.local deliberately has no profile: a signed-in user outside any organisation.
+insert into public.profiles (id, organization_id, role) values
+  ('a0000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'owner'),
+  ('a0000000-0000-4000-8000-000000000002', '11111111-1111-4111-8111-111111111111', 'admin'),
+  ('a0000000-0000-4000-8000-000000000003', '11111111-1111-4111-8111-111111111111', 'member'),
+  ('b0000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'admin')
+on conflict do nothing;
+
+-- The bug this project fixes, as it looks in an old database: a row holding the placeholder
+-- 'client_system' instead of a real session. The repair migration ran before this seed, so the
+-- row keeps session_state 'ok'; wpp_session_is_valid still rejects it (placeholder), and
+-- "Connect WhatsApp" in Other CRM creates a new session in this same row. Demo CRM has no
+-- integration yet: its first click inserts one.
+insert into public.messenger_integrations
+  (id, organization_id, messenger_type, provider, name, is_active, is_primary, settings)
+values (
+  '33333333-3333-4333-8333-333333333333',
+  '22222222-2222-4222-8222-222222222222',
+  'whatsapp',
+  'wpp',
+  'WhatsApp',
+  true,
+  true,
+  '{"wppAccountNumber": "client_system", "wppApiKey": "legacy-key-0000000000", "greeting": "hi"}'::jsonb
+)
+on conflict do nothing;

@@ -1,0 +1,155 @@
+// Helpers for tests of the WhatsApp functions: throwaway organisations and users, calls through
+// the gateway, and looks at the database and the platform simulator.
+import { SimulatorAdmin } from "../../dev/wpp-simulator/admin-client.ts";
+import { db, mintUserToken, stack } from "./stack.ts";
+
+export const sim = new SimulatorAdmin(stack.simulatorUrl);
+
+export type Role = "owner" | "admin" | "member";
+
+export interface TestUser {
+  userId: string;
+  email: string;
+  token: string;
+}
+
+export interface TestOrg {
+  orgId: string;
+  user: TestUser;
+  /** Adds another user to this organisation. */
+  addUser(role: Role): Promise<TestUser>;
+}
+
+const sql = db();
+
+export async function closeDb(): Promise<void> {
+  await sql.end({ timeout: 5 });
+}
+
+export { sql };
+
+export async function createUser(orgId: string | null, role: Role): Promise<TestUser> {
+  const userId = crypto.randomUUID();
+  const email = `${userId.slice(0, 8)}@test.local`;
+  await sql`insert into auth.users (id, email) values (${userId}, ${email})`;
+  if (orgId) {
+    await sql`insert into public.profiles (id, organization_id, role) values (${userId}, ${orgId}, ${role})`;
+  }
+  return { userId, email, token: await mintUserToken(userId, { email }) };
+}
+
+/** A new organisation with one user of the given role. */
+export async function createOrg(role: Role = "admin"): Promise<TestOrg> {
+  const orgId = crypto.randomUUID();
+  await sql`insert into public.organizations (id, name) values (${orgId}, ${
+    "Test org " + orgId.slice(0, 8)
+  })`;
+  return {
+    orgId,
+    user: await createUser(orgId, role),
+    addUser: (r) => createUser(orgId, r),
+  };
+}
+
+export interface CallOptions {
+  body?: string | Record<string, unknown>;
+  method?: string;
+  headers?: Record<string, string>;
+  /** Call one function process directly instead of through the gateway. */
+  baseUrl?: string;
+  fn?: string;
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  json: Record<string, unknown>;
+  text: string;
+}
+
+/** POST /functions/v1/<fn> as the UI does: the user's token plus the project's anon key. */
+export async function callFunction(
+  token: string | null,
+  opts: CallOptions = {},
+): Promise<CallResult> {
+  const fn = opts.fn ?? "wpp-create";
+  const url = opts.baseUrl ? `${opts.baseUrl}/${fn}` : `${stack.url}/functions/v1/${fn}`;
+  const headers: Record<string, string> = {
+    apikey: stack.anonKey,
+    "content-type": "application/json",
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+    ...opts.headers,
+  };
+  const method = opts.method ?? "POST";
+  const body = method === "GET" || method === "HEAD"
+    ? undefined
+    : typeof opts.body === "string"
+    ? opts.body
+    : JSON.stringify(opts.body ?? {});
+  const res = await fetch(url, { method, headers, body });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? JSON.parse(text) : {};
+  } catch {
+    json = {};
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+export interface IntegrationRow {
+  id: string;
+  organization_id: string;
+  settings: Record<string, unknown>;
+  session_state: string;
+  provision_lease_id: string | null;
+  webhook_key: string;
+  is_active: boolean;
+  is_primary: boolean;
+}
+
+export async function integrations(orgId: string): Promise<IntegrationRow[]> {
+  return await sql<IntegrationRow[]>`
+    select id, organization_id, settings, session_state, provision_lease_id, webhook_key,
+           is_active, is_primary
+      from public.messenger_integrations
+     where organization_id = ${orgId} and provider = 'wpp'
+     order by created_at`;
+}
+
+export async function events(
+  orgId: string,
+): Promise<{ action: string; details: Record<string, unknown> }[]> {
+  return await sql<{ action: string; details: Record<string, unknown> }[]>`
+    select action, details from public.integration_events
+     where organization_id = ${orgId} order by created_at, id`;
+}
+
+/** Everything the functions could change, to prove a refused request changed nothing. */
+export async function snapshot(): Promise<string> {
+  const [rows] = await sql`
+    select (select coalesce(jsonb_agg(to_jsonb(m) order by m.id), '[]') from public.messenger_integrations m) as integrations,
+           (select count(*) from public.integration_events) as events`;
+  const calls = await sim.calls();
+  return JSON.stringify({ rows, calls });
+}
+
+/** The platform-side apiKey of a session, as the simulator knows it (for secret scans). */
+export async function platformApiKey(session: string): Promise<string> {
+  const state = await sim.state({ reveal: true });
+  const found = state.sessions.find((s) => s.session === session);
+  if (!found) throw new Error(`simulator has no session ${session}`);
+  return found.apiKey;
+}
+
+/** Every line the function processes have logged so far. */
+export async function functionLogLines(fn = "wpp-create"): Promise<string[]> {
+  const dir = Deno.env.get("STACK_FUNCTION_LOG_DIR");
+  if (!dir) throw new Error("STACK_FUNCTION_LOG_DIR is not set: run through `deno task test`");
+  const lines: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.name.startsWith(fn)) continue;
+    lines.push(...(await Deno.readTextFile(`${dir}/${e.name}`)).split("\n").filter(Boolean));
+  }
+  return lines;
+}
