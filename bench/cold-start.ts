@@ -5,7 +5,7 @@ import { ROOT } from "../dev/stack/paths.ts";
 import { spawnFunction } from "../dev/stack/functions.ts";
 import { ProcessGroup } from "../dev/stack/processes.ts";
 import { freePort } from "../dev/stack/stack.ts";
-import { memoryOf, type Memory } from "./process-stats.ts";
+import { type Memory, memoryOf } from "./process-stats.ts";
 
 export interface ColdStart {
   firstAnswerMs: number;

@@ -28,16 +28,19 @@ export async function measureFloors(opts: {
   apiKey: string;
   n: number;
 }): Promise<Floors> {
-  const rpc = await timeSequential(opts.n, () =>
-    fetch(`${opts.gatewayUrl}/rest/v1/rpc/wpp_caller_context`, {
-      method: "POST",
-      headers: {
-        apikey: opts.serviceRoleKey,
-        authorization: `Bearer ${opts.serviceRoleKey}`,
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({ p_user_id: opts.userId }),
-    }));
+  const rpc = await timeSequential(
+    opts.n,
+    () =>
+      fetch(`${opts.gatewayUrl}/rest/v1/rpc/wpp_caller_context`, {
+        method: "POST",
+        headers: {
+          apikey: opts.serviceRoleKey,
+          authorization: `Bearer ${opts.serviceRoleKey}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ p_user_id: opts.userId }),
+      }),
+  );
   const platform = await timeSequential(opts.n, () =>
     fetch(`${opts.simulatorUrl}/auth/token`, {
       method: "POST",

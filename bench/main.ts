@@ -46,7 +46,9 @@ async function click(token: string): Promise<Record<string, unknown>> {
     body: "{}",
   });
   const body = await res.json();
-  if (res.status !== 200) throw new Error(`setup click answered ${res.status}: ${JSON.stringify(body)}`);
+  if (res.status !== 200) {
+    throw new Error(`setup click answered ${res.status}: ${JSON.stringify(body)}`);
+  }
   return body;
 }
 

@@ -105,7 +105,15 @@ function loadTable(cells: CellFigures[]): string {
 
 function breakdownTable(cells: CellFigures[]): string {
   return table(
-    ["path", "conc.", "total p50", "in DB calls p50", "in platform calls p50", "own p50", "own share"],
+    [
+      "path",
+      "conc.",
+      "total p50",
+      "in DB calls p50",
+      "in platform calls p50",
+      "own p50",
+      "own share",
+    ],
     cells.map((f) => [
       f.run.path,
       f.run.connections,

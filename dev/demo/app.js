@@ -64,12 +64,7 @@ async function showState(body) {
   const box = $("status");
   box.dataset.status = body.status ?? "error";
   box.dataset.reason = body.reason ?? "";
-  $("status-text").textContent = state.title[0];
-  bilingual($("status-hint"), REASONS[body.reason] ?? state.hint);
-  const en = document.createElement("span");
-  en.className = "en";
-  en.textContent = state.title[1];
-  $("status-text").append(" ", en);
+  showTitle(state.title, REASONS[body.reason] ?? state.hint);
 
   $("session").hidden = !body.session;
   $("session").textContent = body.session ? `Сессия: ${body.session}` : "";
@@ -83,7 +78,7 @@ async function showState(body) {
     if (qr.dataset.qr !== body.qrcode) {
       qr.dataset.qr = body.qrcode;
       qr.dataset.session = body.session ?? "";
-      const how = await renderQr($("qr-box"), body.qrcode);
+      const how = await renderQr($("qr-box"), body.qrcode, apiUrl);
       qr.dataset.rendered = how;
       bilingual(
         $("qr-caption"),
@@ -98,6 +93,16 @@ async function showState(body) {
     qr.hidden = true;
     delete qr.dataset.qr;
   }
+}
+
+function showTitle(title, hint) {
+  bilingual($("status-text"), title);
+  bilingual($("status-hint"), hint);
+}
+
+function showUnknown() {
+  $("status").dataset.status = "unknown";
+  showTitle(STATES.unknown.title, STATES.unknown.hint);
 }
 
 function stopPolling() {
@@ -135,6 +140,7 @@ async function refresh() {
     await showState(res.body);
   } else {
     showMessage(res, "status");
+    if (!current) showUnknown();
     // A refused caller will be refused again; an outage may pass, so keep following it.
     if (res.status === 401 || res.status === 403) return;
   }
@@ -174,10 +180,19 @@ async function onSignIn() {
     const session = await signIn(apiUrl, choice);
     token = session.access_token;
     api = createApi(apiUrl, config.anonKey, () => token);
-    const who = session.user.email ?? session.user.id;
-    const role = USER_LABELS[choice] ??
-      ["роль — как в базе данных", "role as stored in the database"];
-    bilingual($("who"), [`Вы вошли как ${who} — ${role[0]}.`, `Signed in as ${who} (${role[1]}).`]);
+    const label = USER_LABELS[choice];
+    bilingual(
+      $("who"),
+      label
+        ? [
+          `Вы вошли как ${session.user.email} — ${label[0]}.`,
+          `Signed in as ${session.user.email} (${label[1]}).`,
+        ]
+        : [
+          `Вы вошли как пользователь ${session.user.id}.`,
+          `Signed in as user ${session.user.id}.`,
+        ],
+    );
     $("who").dataset.user = choice;
     $("whatsapp-card").hidden = false;
     current = null;

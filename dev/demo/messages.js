@@ -45,6 +45,10 @@ export const STATES = {
       "WhatsApp is not connected to the organisation yet.",
     ],
   },
+  unknown: {
+    title: ["Статус недоступен", "Status unavailable"],
+    hint: ["Причина — в сообщении ниже.", "The message below says why."],
+  },
   error: {
     title: ["Ошибка подключения", "Connection error"],
     hint: ["Попробуйте ещё раз.", "Try again."],
@@ -60,6 +64,10 @@ export const REASONS = {
   needs_new_session: [
     "Сохранённая сессия недействительна. Нажмите «Подключить WhatsApp» — будет создана новая.",
     "The stored session is not usable. Press «Подключить WhatsApp» to create a new one.",
+  ],
+  activating: [
+    "Платформа ещё активирует новую сессию; QR-код появится через несколько секунд.",
+    "The platform is still activating the new session; the QR code will appear in a few seconds.",
   ],
   provisioning: [
     "Сессия создаётся прямо сейчас.",

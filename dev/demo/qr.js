@@ -1,20 +1,15 @@
 // The QR as a picture. The platform sends either a data: URL, shown as it is, or the raw pairing
-// string, which needs a QR encoder: the qrcode package's browser build when it is installed (the
-// stack serves it from node_modules). Without it the string is shown as text, never drawn by a
-// home-made encoder.
+// string, which the stack draws as an SVG with the qrcode package (POST /demo/qr). If that fails,
+// the string is shown as text, never drawn by a home-made encoder.
 
-let encoder;
-
-function loadEncoder() {
-  encoder ??= new Promise((resolve) => {
-    if (globalThis.QRCode?.toDataURL) return resolve(globalThis.QRCode);
-    const script = document.createElement("script");
-    script.src = "./vendor/qrcode.js";
-    script.onload = () => resolve(globalThis.QRCode?.toDataURL ? globalThis.QRCode : null);
-    script.onerror = () => resolve(null);
-    document.head.append(script);
-  });
-  return encoder;
+async function drawOnServer(apiUrl, qr) {
+  try {
+    const response = await fetch(`${apiUrl}/demo/qr`, { method: "POST", body: qr });
+    if (!response.ok) return null;
+    return URL.createObjectURL(await response.blob());
+  } catch {
+    return null;
+  }
 }
 
 function image(src, alt) {
@@ -28,7 +23,7 @@ function image(src, alt) {
 }
 
 /** Fills `box` with the QR; resolves to how it was shown: "image" or "text". */
-export async function renderQr(box, qr) {
+export async function renderQr(box, qr, apiUrl) {
   const alt = "QR-код для WhatsApp / WhatsApp QR code";
   if (qr.startsWith("data:image/")) {
     const img = image(qr, alt);
@@ -45,17 +40,16 @@ export async function renderQr(box, qr) {
     box.replaceChildren(img);
     return "image";
   }
-  const qrcode = await loadEncoder();
-  if (qrcode) {
-    const src = await qrcode.toDataURL(qr, { width: 240, margin: 1, errorCorrectionLevel: "L" });
+  const src = await drawOnServer(apiUrl, qr);
+  if (src) {
     box.replaceChildren(image(src, alt));
     return "image";
   }
   box.replaceChildren(
     rawText(
       qr,
-      "Нет библиотеки для отрисовки QR-кода (npm-пакет qrcode). Строка привязки:",
-      "No QR drawing library installed (npm package qrcode). Pairing string:",
+      "Не удалось нарисовать QR-код. Строка привязки:",
+      "The QR code could not be drawn. Pairing string:",
     ),
   );
   return "text";

@@ -7,6 +7,7 @@ import { ROOT } from "./paths.ts";
 import { mintUserToken } from "./keys.ts";
 import { DEMO_USERS } from "./demo-users.ts";
 import type { RouteContext } from "./stack.ts";
+import QRCode from "qrcode";
 
 type Route = (req: Request) => Response | Promise<Response>;
 
@@ -22,11 +23,6 @@ const FILES: Record<string, { path: string; type: string }> = {
   "qr.js": { path: join(DEMO_DIR, "qr.js"), type: "text/javascript; charset=utf-8" },
   "vendor/supabase.js": {
     path: join(ROOT, "node_modules/@supabase/supabase-js/dist/umd/supabase.js"),
-    type: "text/javascript; charset=utf-8",
-  },
-  // Only served once the qrcode package is installed; the page falls back without it.
-  "vendor/qrcode.js": {
-    path: join(ROOT, "node_modules/qrcode/build/qrcode.js"),
     type: "text/javascript; charset=utf-8",
   },
 };
@@ -89,10 +85,26 @@ async function token(ctx: RouteContext, url: URL): Promise<Response> {
   });
 }
 
+const MAX_QR_TEXT = 2048;
+
+/**
+ * Draws a raw pairing string as an SVG QR code with the qrcode package (the page has no encoder
+ * of its own). Local development only: the string is the scan secret of a session.
+ */
+async function qrSvg(req: Request): Promise<Response> {
+  const text = await req.text();
+  if (!text || text.length > MAX_QR_TEXT) {
+    return json(400, { error: `send the pairing string as the body (1 to ${MAX_QR_TEXT} characters)` });
+  }
+  const svg = await QRCode.toString(text, { type: "svg", margin: 1, errorCorrectionLevel: "L" });
+  return new Response(svg, { headers: { ...CORS, "content-type": "image/svg+xml" } });
+}
+
 export function demoPageRoutes(ctx: RouteContext): Record<string, Route> {
   return {
     "/demo": (req) => {
       const url = new URL(req.url);
+      if (url.pathname === "/demo/qr" && req.method === "POST") return qrSvg(req);
       if (req.method !== "GET" && req.method !== "HEAD") {
         return json(405, { error: "the demo page only answers GET" });
       }

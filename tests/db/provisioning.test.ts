@@ -65,6 +65,14 @@ async function withTenant(fn: (sql: Sql, t: Tenant) => Promise<void>) {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** complete stamps the session's creation time; checks it and returns the other settings. */
+function withoutCreatedAt(settings: Record<string, unknown>): Record<string, unknown> {
+  const { wppSessionCreatedAt, ...rest } = settings;
+  assert.equal(typeof wppSessionCreatedAt, "number", "complete records when the session was made");
+  assert.ok(Math.abs(Date.now() - (wppSessionCreatedAt as number)) < 60_000);
+  return rest;
+}
+
 Deno.test("wpp_caller_context: organisation and role of a user, nulls outside any", async () => {
   const sql = openDb();
   const tenant = await createTenant(sql, "Context tenant");
@@ -340,7 +348,7 @@ Deno.test("force: complete keeps the row id and every other setting, drops the s
     });
     const row = await snapshot(sql, id);
     const { wppJwtToken: _t, wppJwtExpiresAt: _e, ...untouched } = settings;
-    assert.deepEqual(row.settings, {
+    assert.deepEqual(withoutCreatedAt(row.settings), {
       ...untouched,
       wppAccountNumber: "0000000000031",
       wppApiKey: "new-api-key",
@@ -388,7 +396,7 @@ Deno.test("complete with a new token stores it; a placeholder or empty session i
       p_jwt_token: "jwt-41",
       p_jwt_expires_at: 1_800_000_000_000,
     });
-    assert.deepEqual((await snapshot(sql, b.integration_id)).settings, {
+    assert.deepEqual(withoutCreatedAt((await snapshot(sql, b.integration_id)).settings), {
       wppAccountNumber: "0000000000041",
       wppApiKey: "key-41",
       wppJwtToken: "jwt-41",

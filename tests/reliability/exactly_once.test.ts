@@ -2,7 +2,14 @@
 // organisation gets one platform client. Clicks that lose the race wait for the winner and
 // reuse its session, or get 409 with Retry-After; neither may be a 5xx.
 import assert from "node:assert/strict";
-import { callFunction, type CallResult, closeDb, createOrg, sim, type TestOrg } from "../_support/wpp.ts";
+import {
+  callFunction,
+  type CallResult,
+  closeDb,
+  createOrg,
+  sim,
+  type TestOrg,
+} from "../_support/wpp.ts";
 import { stack } from "../_support/stack.ts";
 import {
   callDelta,
@@ -41,8 +48,10 @@ test("100 concurrent clicks of one organisation on 3 processes make exactly 1 cr
   const before = await sim.calls();
   const started = performance.now();
   const results = await Promise.all(
-    Array.from({ length: clicks }, (_, i) =>
-      callFunction(org.user.token, { baseUrl: targets[i % targets.length] })),
+    Array.from(
+      { length: clicks },
+      (_, i) => callFunction(org.user.token, { baseUrl: targets[i % targets.length] }),
+    ),
   );
   const ms = Math.round(performance.now() - started);
   const delta = callDelta(before, await sim.calls());

@@ -12,8 +12,8 @@ import {
   platformSessions,
   sleep,
   startExtraFunction,
-  storedPair,
   type StoredPair,
+  storedPair,
   test,
   textTable,
 } from "./_helpers.ts";
@@ -116,7 +116,9 @@ function expected(c: FaultCase, step: Step): Expected {
   const failure = failureOf(c, step);
   if (!failure) {
     if (step === "status") return { http: 200, settings: "unchanged", event: { action: "reused" } };
-    if (step === "stop") return { http: 200, settings: "new", event: { action: "session_stopped" } };
+    if (step === "stop") {
+      return { http: 200, settings: "new", event: { action: "session_stopped" } };
+    }
     return { http: 200, settings: "new", event: { action: "created" } };
   }
   switch (failure.stage) {
@@ -175,8 +177,12 @@ async function runCell(fn: ExtraFunction, c: FaultCase, step: Step): Promise<Cel
     e.action === want.event.action &&
     (want.event.stage === undefined || e.details.stage === want.event.stage)
   );
-  if (res.status !== want.http) problems.push(`HTTP ${res.status}, expected ${want.http}: ${res.text}`);
-  if (want.code && res.json.code !== want.code) problems.push(`code ${res.json.code}, expected ${want.code}`);
+  if (res.status !== want.http) {
+    problems.push(`HTTP ${res.status}, expected ${want.http}: ${res.text}`);
+  }
+  if (want.code && res.json.code !== want.code) {
+    problems.push(`code ${res.json.code}, expected ${want.code}`);
+  }
   if (res.status >= 400 && !(typeof res.json.error === "string" && res.json.error)) {
     problems.push("error answer without a message");
   }
@@ -196,9 +202,11 @@ async function runCell(fn: ExtraFunction, c: FaultCase, step: Step): Promise<Cel
   }
   if (settings === "new" && next.json.created !== false) problems.push("next click created again");
   problems.push(...await inconsistencies([org.orgId]));
-  const unused = (await platformSessions()).filter((s) =>
-    s.organizationId === org.orgId && !sessionsBefore.has(s.session) && s.session !== stored.session
-  ).length;
+  const unused =
+    (await platformSessions()).filter((s) =>
+      s.organizationId === org.orgId && !sessionsBefore.has(s.session) &&
+      s.session !== stored.session
+    ).length;
 
   const mark = problems.length ? "✗" : "✓";
   const orphan = unused ? ` +${unused} orphan` : "";

@@ -66,6 +66,22 @@ async function childPids(dataDir: string): Promise<number[]> {
   return pidFile.children.map((c: { pid: number }) => c.pid);
 }
 
+/** After a failed assertion the stack may still run: never leave its processes behind. */
+async function killStack(run: Started | undefined, dataDir: string): Promise<void> {
+  if (run) {
+    try {
+      run.proc.kill("SIGTERM");
+    } catch { /* already stopped */ }
+    await run.proc.status;
+  }
+  const pids = await childPids(dataDir).catch(() => [] as number[]);
+  for (const pid of pids.filter(isAlive)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone meanwhile */ }
+  }
+}
+
 async function allGone(pids: number[], ms = 15_000) {
   const until = Date.now() + ms;
   while (pids.some(isAlive) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
@@ -103,10 +119,7 @@ Deno.test("start prints URLs, keys, tokens and a curl that reaches the gateway; 
     assert.deepEqual(await allGone(pids), [], "no child process may survive Ctrl-C");
     await assert.rejects(Deno.stat(join(dataDir, "stack.pid.json")), Deno.errors.NotFound);
   } finally {
-    try {
-      run.proc.kill("SIGKILL");
-    } catch { /* already stopped */ }
-    await run.proc.status;
+    await killStack(run, dataDir);
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });
@@ -148,13 +161,7 @@ Deno.test("a second start after a crash cleans the leftovers and works; a live s
     assert.equal((await second.proc.status).code, 0);
     assert.deepEqual(await allGone(pids), []);
   } finally {
-    for (const r of [first, second, third]) {
-      if (!r) continue;
-      try {
-        r.proc.kill("SIGKILL");
-      } catch { /* already stopped */ }
-      await r.proc.status;
-    }
+    for (const r of [third, second, first]) await killStack(r, dataDir);
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });

@@ -25,13 +25,9 @@ test("a new organisation reads as not_configured, and reading creates no row", a
   assert.equal(res.json.session, undefined);
   assert.equal(res.json.error, undefined, "a fresh organisation is a state, not a problem");
   assert.match(String(res.json.request_id), /^[0-9a-f-]{36}$/);
-  assert.deepEqual({ ...calls, unknown: undefined }, { ...NO_CALLS, unknown: undefined });
-  assert.deepEqual(
-    await integrations(org.orgId),
-    [],
-    "wpp_provision_begin would have inserted one",
-  );
-  assert.deepEqual(await events(org.orgId), []);
+  assert.deepEqual({ ...calls, unknown: 0 }, { ...NO_CALLS, unknown: 0 });
+  assert.equal((await integrations(org.orgId)).length, 0, "wpp_provision_begin would insert one");
+  assert.equal((await events(org.orgId)).length, 0);
 });
 
 test("after wpp-create the same session reads as qr_issued with a fresh QR", async () => {
@@ -157,16 +153,21 @@ test("an expired token is replaced once and the read succeeds", async () => {
   assert.equal(calls.token, 1);
 });
 
+/** Kills the session's apiKey on the platform and drops the cached token that would hide it. */
+async function killKey(orgId: string, session: string, createdAgoMs: number): Promise<void> {
+  await sim.killApiKey({ session });
+  await sql`
+    update public.messenger_integrations
+       set settings = (settings - 'wppJwtToken' - 'wppJwtExpiresAt')
+         || jsonb_build_object('wppSessionCreatedAt', ${Date.now() - createdAgoMs}::bigint)
+     where organization_id = ${orgId}`;
+}
+
 test("a dead apiKey reads as not_configured with a hint, and the row is left as it was", async () => {
   const org = await createOrg("admin");
   const created = await connect(org.user.token);
   const session = created.json.session as string;
-  await sim.killApiKey({ session });
-  // Tokens outlive a killed key; without one the key itself must be presented.
-  await sql`
-    update public.messenger_integrations
-       set settings = settings - 'wppJwtToken' - 'wppJwtExpiresAt'
-     where organization_id = ${org.orgId}`;
+  await killKey(org.orgId, session, 3_600_000);
   const [before] = await integrations(org.orgId);
   const eventsBefore = (await events(org.orgId)).length;
 
@@ -182,6 +183,17 @@ test("a dead apiKey reads as not_configured with a hint, and the row is left as 
   assert.equal((await events(org.orgId)).length, eventsBefore);
 });
 
+test("a refused key of a session created moments ago reads as starting, not dead", async () => {
+  const org = await createOrg("admin");
+  const created = await connect(org.user.token);
+  await killKey(org.orgId, created.json.session as string, 5_000);
+  const res = await status(org.user.token);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.status, "starting");
+  assert.equal(res.json.reason, "activating");
+  assert.equal(res.json.error, undefined);
+});
+
 test("an unusable stored session reads as not_configured without a platform call", async () => {
   const org = await createOrg("admin");
   await sql`
@@ -193,6 +205,7 @@ test("an unusable stored session reads as not_configured without a platform call
   assert.equal(res.status, 200, res.text);
   assert.equal(res.json.status, "not_configured");
   assert.equal(res.json.reason, "needs_new_session");
+  assert.equal(res.json.session, undefined, "a placeholder is not shown as a session");
   assert.equal(typeof res.json.error, "string");
   assert.equal(Object.values(calls).reduce((a, b) => a + b, 0), 0);
 });

@@ -438,6 +438,8 @@ export interface WppProvisionBeginResult {
   old_api_key: string | null;
   /** create only: an expired lease of another request was taken over. */
   lease_taken_over?: boolean;
+  /** When the stored session was created (ms since the epoch), null for sessions stored before. */
+  session_created_at: number | null;
 }
 
 /** public.wpp_provision_complete(...) */

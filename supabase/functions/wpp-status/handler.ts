@@ -79,6 +79,8 @@ async function handle(
     store,
     platform: deps.platform(log.onPlatformCall),
     deadline: deps.now() + config.WPP_REQUEST_DEADLINE_MS - DEADLINE_RESERVE_MS,
+    now: deps.now,
+    freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
     warn: (what, e) =>
       log.set({
         [`warning_${what}`]: e instanceof Error ? (e as { code?: string }).code ?? e.name : "error",

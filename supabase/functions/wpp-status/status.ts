@@ -19,9 +19,16 @@ export type ConnectionStatus =
  * - no_integration: the organisation never connected WhatsApp;
  * - needs_new_session: the stored session is a placeholder, incomplete, or marked unusable;
  * - provisioning: a wpp-create request is creating the session right now;
- * - dead_key: the platform refuses the stored apiKey.
+ * - activating: the platform refuses the apiKey of a session created moments ago, which it has
+ *   been seen doing before it activates a new key;
+ * - dead_key: the platform refuses the stored apiKey of an older session.
  */
-export type StatusReason = "no_integration" | "needs_new_session" | "provisioning" | "dead_key";
+export type StatusReason =
+  | "no_integration"
+  | "needs_new_session"
+  | "provisioning"
+  | "activating"
+  | "dead_key";
 
 export interface StatusOutcome {
   status: ConnectionStatus;
@@ -38,6 +45,9 @@ export interface StatusEnv {
   platform: Pick<PlatformPort, "forSession">;
   /** ms epoch by which every platform call must have settled. */
   deadline: number;
+  now: () => number;
+  /** A session younger than this whose apiKey is refused is still being activated. */
+  freshKeyGraceMs: number;
   warn: (what: string, e: unknown) => void;
 }
 
@@ -94,7 +104,8 @@ export async function readStatus(env: StatusEnv, organizationId: string): Promis
     // would invite a second click for nothing.
     return integration.provisioning
       ? { status: "starting", reason: "provisioning", integrationId }
-      : { status: "not_configured", reason: "needs_new_session", integrationId, session };
+      // A placeholder such as client_system is not a session: it is not shown as one.
+      : { status: "not_configured", reason: "needs_new_session", integrationId };
   }
 
   const storedToken = integration.jwt_token && integration.jwt_expires_at
@@ -104,11 +115,16 @@ export async function readStatus(env: StatusEnv, organizationId: string): Promis
   try {
     return { ...await askPlatform(env, client), integrationId, session };
   } catch (e) {
-    // A refused apiKey is not an outage: the session is beyond repair and wpp-create replaces
-    // it on the next click (it re-checks the key itself and creates a new session). Marking the
-    // row is left to wpp-create, so this read stays a read. Anything else is an outage and is
-    // reported as wpp-create reports it.
+    // A refused apiKey is not an outage. On a session created moments ago it is the platform
+    // still activating the key: the next poll asks again, this one does not wait. On an older
+    // session the key is dead and wpp-create replaces the session on the next click, after
+    // checking the key itself; marking the row is left to it, so this read stays a read. Any
+    // other failure is an outage, reported as wpp-create reports it.
     if (isWppError(e) && e.code === "invalid_api_key") {
+      const created = integration.session_created_at;
+      if (typeof created === "number" && env.now() - created < env.freshKeyGraceMs) {
+        return { status: "starting", reason: "activating", integrationId, session };
+      }
       return { status: "not_configured", reason: "dead_key", integrationId, session };
     }
     throw isWppError(e) ? platformFailure(e) : e;

@@ -16,6 +16,8 @@ const IntegrationSchema = z.object({
   api_key: z.string().nullish(),
   jwt_token: z.string().nullish(),
   jwt_expires_at: z.coerce.number().nullish(),
+  /** ms epoch the stored session was created, when known. */
+  session_created_at: z.number().nullish(),
   session_state: z.string(),
   /** The stored session and apiKey can be used as they are (public.wpp_session_is_valid). */
   valid: z.boolean(),
