@@ -11,7 +11,13 @@ export interface Machine {
   postgres: string;
   postgrest: string;
   loadGenerator: string;
+  /** 1-minute load average when the run started and when it ended: other work skews figures. */
+  load: string;
   date: string;
+}
+
+export async function loadAverage(): Promise<string> {
+  return (await firstMatch("/proc/loadavg", /^(\S+)/)) ?? "unknown";
 }
 
 async function firstMatch(path: string, re: RegExp): Promise<string | undefined> {
@@ -31,7 +37,7 @@ async function commandOutput(cmd: string, args: string[]): Promise<string> {
   }
 }
 
-export async function describeMachine(sql: Sql): Promise<Machine> {
+export async function describeMachine(sql: Sql, loadAtStart: string): Promise<Machine> {
   const memKiB = Number(await firstMatch("/proc/meminfo", /^MemTotal:\s+(\d+)/m) ?? NaN);
   const [{ version }] = await sql<{ version: string }[]>`select version()`;
   const autocannon = JSON.parse(
@@ -46,6 +52,7 @@ export async function describeMachine(sql: Sql): Promise<Machine> {
     postgres: version.split(" on ")[0],
     postgrest: await commandOutput(postgrestBin(), ["--version"]),
     loadGenerator: `autocannon ${autocannon} (in the benchmark's Deno process)`,
+    load: `${loadAtStart} at the start, ${await loadAverage()} at the end`,
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
   };
 }

@@ -13,7 +13,7 @@ import { type CellRun, createCell, reuseCell, TenantPool } from "./scenarios.ts"
 import { measureFloors } from "./floors.ts";
 import { type ColdStart, measureColdStart } from "./cold-start.ts";
 import { memoryOf } from "./process-stats.ts";
-import { describeMachine } from "./machine.ts";
+import { describeMachine, loadAverage } from "./machine.ts";
 import { renderReport } from "./report.ts";
 
 const CONCURRENCY = [1, 10, 50];
@@ -26,6 +26,7 @@ const COLD_STARTS = 3;
 
 const say = (line: string) => console.error(`[bench] ${line}`);
 const t0 = performance.now();
+const loadAtStart = await loadAverage();
 const dataDir = await Deno.makeTempDir({ prefix: "wpp-connect-bench-" });
 const logDir = join(dataDir, "function-logs");
 const stack = await startStack({
@@ -37,6 +38,14 @@ const stack = await startStack({
   functionLogDir: logDir,
 });
 const sql = postgres(stack.dbUrl, { max: 4, onnotice: () => {} });
+// Ctrl-C must not leave PostgreSQL and friends running on their free ports.
+const interrupted = async () => {
+  await stack.stop();
+  await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  Deno.exit(130);
+};
+Deno.addSignalListener("SIGINT", interrupted);
+Deno.addSignalListener("SIGTERM", interrupted);
 const sim = new SimulatorAdmin(stack.simulatorUrl!);
 
 async function click(token: string): Promise<Record<string, unknown>> {
@@ -104,7 +113,7 @@ try {
   }
 
   const report = renderReport({
-    machine: await describeMachine(sql),
+    machine: await describeMachine(sql, loadAtStart),
     runs,
     floors,
     colds,
@@ -115,6 +124,8 @@ try {
   await Deno.writeTextFile(join(ROOT, "docs/benchmarks.md"), report.markdown);
   say(`wrote docs/benchmarks.md in ${Math.round((performance.now() - t0) / 1000)} s`);
 } finally {
+  Deno.removeSignalListener("SIGINT", interrupted);
+  Deno.removeSignalListener("SIGTERM", interrupted);
   await sql.end({ timeout: 5 });
   await stack.stop();
   await Deno.remove(dataDir, { recursive: true }).catch(() => {});

@@ -94,7 +94,9 @@ const MAX_QR_TEXT = 2048;
 async function qrSvg(req: Request): Promise<Response> {
   const text = await req.text();
   if (!text || text.length > MAX_QR_TEXT) {
-    return json(400, { error: `send the pairing string as the body (1 to ${MAX_QR_TEXT} characters)` });
+    return json(400, {
+      error: `send the pairing string as the body (1 to ${MAX_QR_TEXT} characters)`,
+    });
   }
   const svg = await QRCode.toString(text, { type: "svg", margin: 1, errorCorrectionLevel: "L" });
   return new Response(svg, { headers: { ...CORS, "content-type": "image/svg+xml" } });

@@ -127,7 +127,11 @@ Deno.test("client_system is repaired in place, once, and then gets a new session
     const fixed = await snapshot(sql, legacy);
     assert.equal(fixed.session_state, "ok");
     const { wppSessionCreatedAt, ...fixedSettings } = fixed.settings;
-    assert.equal(typeof wppSessionCreatedAt, "number", "complete records when the session was made");
+    assert.equal(
+      typeof wppSessionCreatedAt,
+      "number",
+      "complete records when the session was made",
+    );
     assert.deepEqual(fixedSettings, {
       wppAccountNumber: "0000000000072",
       wppApiKey: "real-key-72",

@@ -22,7 +22,7 @@ const STEPS = ["create", "token", "webhook", "start", "status", "stop"] as const
 type Step = typeof STEPS[number];
 
 // Short limits so a fault that must run out the clock does so in about a second.
-const TIMEOUT_MS = 400;
+const TIMEOUT_MS = 500;
 const FRESH_KEY_RETRY_MS = 600;
 const ENV = {
   WPP_TIMEOUT_MS: String(TIMEOUT_MS),

@@ -4,7 +4,14 @@
 // be consistent throughout and afterwards, and the processes' memory must level off.
 import assert from "node:assert/strict";
 import type { FaultSpec, Operation } from "../../dev/wpp-simulator/admin-client.ts";
-import { callFunction, closeDb, createOrg, sim, type TestOrg } from "../_support/wpp.ts";
+import {
+  callFunction,
+  type CallResult,
+  closeDb,
+  createOrg,
+  sim,
+  type TestOrg,
+} from "../_support/wpp.ts";
 import {
   countBy,
   FULL,
@@ -48,20 +55,35 @@ interface Window {
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)];
 
-function badRequest(
-  org: TestOrg,
-  member: string,
-): { kind: string; run: () => ReturnType<typeof callFunction>; expected: number } {
-  return pick([
-    { kind: "invalid JSON", run: () => callFunction(org.user.token, { body: "{" }), expected: 400 },
+interface Planned {
+  kind: string;
+  run: () => Promise<CallResult>;
+  /** What a healthy platform gives; 502/504 are added while a fault is active. */
+  expected: number[];
+}
+
+/** One request of the mix: mostly clicks, some forced recreates, the rest refused outright. */
+function nextRequest(org: TestOrg, member: string): Planned {
+  const token = org.user.token;
+  const r = Math.random();
+  if (r < 0.55) return { kind: "click", run: () => callFunction(token), expected: [200, 409] };
+  if (r < 0.7) {
+    return {
+      kind: "force_recreate",
+      run: () => callFunction(token, { body: { force_recreate: true } }),
+      expected: [200, 409],
+    };
+  }
+  return pick<Planned>([
+    { kind: "invalid JSON", run: () => callFunction(token, { body: "{" }), expected: [400] },
     {
       kind: "unknown field",
-      run: () => callFunction(org.user.token, { body: { organization_id: org.orgId } }),
-      expected: 400,
+      run: () => callFunction(token, { body: { organization_id: org.orgId } }),
+      expected: [400],
     },
-    { kind: "no token", run: () => callFunction(null), expected: 401 },
-    { kind: "garbage token", run: () => callFunction("not.a.jwt"), expected: 401 },
-    { kind: "member", run: () => callFunction(member), expected: 403 },
+    { kind: "no token", run: () => callFunction(null), expected: [401] },
+    { kind: "garbage token", run: () => callFunction("not.a.jwt"), expected: [401] },
+    { kind: "member", run: () => callFunction(member), expected: [403] },
   ]);
 }
 
@@ -84,23 +106,7 @@ test(`soak: ${SECONDS} s of mixed traffic with random platform faults`, async ()
 
   const worker = async () => {
     while (performance.now() < until) {
-      const org = pick(orgs);
-      const r = Math.random();
-      let kind: string;
-      let run: () => ReturnType<typeof callFunction>;
-      let expected: number[];
-      if (r < 0.55) {
-        [kind, run, expected] = ["click", () => callFunction(org.user.token), [200, 409]];
-      } else if (r < 0.7) {
-        [kind, run, expected] = [
-          "force_recreate",
-          () => callFunction(org.user.token, { body: { force_recreate: true } }),
-          [200, 409],
-        ];
-      } else {
-        const bad = badRequest(org, member);
-        [kind, run, expected] = [bad.kind, bad.run, [bad.expected]];
-      }
+      const { kind, run, expected } = nextRequest(pick(orgs), member);
       const start = performance.now();
       const res = await run();
       outcomes.push({

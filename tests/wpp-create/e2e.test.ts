@@ -326,8 +326,14 @@ Deno.test({
           assert.equal(s.wppAccountNumber, undefined, `${c.name}: nothing stored`);
           assert.equal(s.wppApiKey, undefined, `${c.name}: nothing stored`);
         }
-        const actions = (await events(org.orgId)).map((e) => e.action);
+        const recorded = await events(org.orgId);
+        const actions = recorded.map((e) => e.action);
         assert.ok(actions.includes("failed"), `${c.name}: failure recorded (${actions.join()})`);
+        if (c.name === "create without apiKey") {
+          // The platform made a client we cannot use: its id stays in the audit trail.
+          const failed = recorded.find((e) => e.action === "failed")!;
+          assert.match(String(failed.details.orphan_session), SESSION_RE);
+        }
 
         // The next click after the fault clears continues from what was stored.
         await sim.clearFaults();

@@ -4,7 +4,12 @@
 import { AppError } from "../_shared/errors.ts";
 import type { BeginResult, ProvisioningStore } from "../_shared/provisioning-store.ts";
 import type { PlatformPort, SessionPort } from "../_shared/platform-port.ts";
-import { isWppError, type StartResult, type WppError } from "../_shared/wpp/mod.ts";
+import {
+  isWppError,
+  type StartResult,
+  type WppError,
+  WppMalformedError,
+} from "../_shared/wpp/mod.ts";
 
 export type ConnectionStatus = "connected" | "qr_issued" | "starting";
 
@@ -81,6 +86,14 @@ function fromStart(start: StartResult): { status: ConnectionStatus; qrcode?: str
 }
 
 function errorDetails(e: unknown): Record<string, unknown> {
+  if (e instanceof WppMalformedError && e.orphanSession) {
+    return {
+      code: e.code,
+      op: e.op,
+      http_status: e.status ?? null,
+      orphan_session: e.orphanSession,
+    };
+  }
   if (isWppError(e)) return { code: e.code, op: e.op, http_status: e.status ?? null };
   if (e instanceof AppError) return { code: e.code };
   return { code: "internal_error" };

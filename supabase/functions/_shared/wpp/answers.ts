@@ -16,8 +16,22 @@ export const DEFAULT_TOKEN_TTL_MS = 15 * 60 * 1000;
 const CONNECTED_WORDS = new Set(["connected", "ready"]);
 
 export function readCreate(text: string): CreatedClient {
-  const a = validate("create", createAnswer, text);
-  return { session: a.session, apiKey: a.apiKey, status: a.status?.trim() || "starting" };
+  try {
+    const a = validate("create", createAnswer, text);
+    return { session: a.session, apiKey: a.apiKey, status: a.status?.trim() || "starting" };
+  } catch (e) {
+    if (e instanceof WppMalformedError) e.orphanSession = sessionNamedIn(text);
+    throw e;
+  }
+}
+
+function sessionNamedIn(text: string): string | undefined {
+  try {
+    const session = (JSON.parse(text) as { session?: unknown })?.session;
+    return typeof session === "string" && /^[\w-]{1,64}$/.test(session) ? session : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `issuedAt` is taken before the request went out, so the expiry errs on the early side. */

@@ -96,6 +96,11 @@ export class WppServerError extends WppError {
 /** A 2xx answer whose body is not what the contract allows. */
 export class WppMalformedError extends WppError {
   declare readonly code: "platform_malformed";
+  /**
+   * A create answer that named a session but was unusable (no apiKey): that client now exists on
+   * the platform unrecorded, so the id is kept for the audit trail. A session id is no secret.
+   */
+  orphanSession?: string;
   constructor(init: WppErrorInit) {
     super("platform_malformed", init);
     this.name = "WppMalformedError";

@@ -144,7 +144,7 @@ interface Report {
 }
 
 function report(rt: Runtime, r: Report): void {
-  const ms = Math.round(performance.now() - r.started);
+  const ms = performance.now() - r.started;
   const event: WppCallEvent = { op: r.op, ms, ok: r.ok, attempt: r.attempt };
   if (r.status !== undefined) event.status = r.status;
   if (r.code !== undefined) event.code = r.code;
