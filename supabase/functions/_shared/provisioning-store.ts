@@ -1,8 +1,10 @@
 // Database access for provisioning: each method is one RPC through PostgREST (one round trip),
 // and every decision that must be atomic is taken inside the database (see the migrations).
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { SupabaseClient } from "@supabase/supabase-js";
 import { z } from "zod";
-import { AppError } from "./errors.ts";
+import { createServiceClient, type DbTiming, timedRpc } from "./rpc.ts";
+
+export type { DbTiming };
 
 export type Decision = "reuse" | "create" | "busy";
 
@@ -81,63 +83,19 @@ export interface ProvisioningStore {
   ): Promise<void>;
 }
 
-export type DbTiming = (op: string, ms: number, ok: boolean) => void;
-
-interface PostgrestErrorLike {
-  code?: string;
-  message?: string;
-}
-
-function dbFailure(op: string, error: PostgrestErrorLike): AppError {
-  if (error.code === "WP409") {
-    return new AppError(
-      "provisioning_conflict",
-      "another request took over this provisioning; try again",
-    );
-  }
-  // The database's own message stays in the logs' error code; the client gets a generic one.
-  return new AppError("internal_error", `database call ${op} failed (${error.code ?? "unknown"})`);
-}
-
 /** Builds a store per request, so each request's log gets its own database timings. */
 export type StoreFactory = (timing?: DbTiming) => ProvisioningStore;
 
 export function createSupabaseStore(
   opts: { supabaseUrl: string; serviceRoleKey: string },
 ): StoreFactory {
-  // One client (and its connection pool) for the whole process.
-  const client: SupabaseClient = createClient(opts.supabaseUrl, opts.serviceRoleKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-  });
+  const client = createServiceClient(opts.supabaseUrl, opts.serviceRoleKey);
   return (timing) => supabaseStore(client, timing);
 }
 
 function supabaseStore(client: SupabaseClient, timing?: DbTiming): ProvisioningStore {
-  async function rpc<T>(
-    op: string,
-    args: Record<string, unknown>,
-    schema?: z.ZodType<T>,
-  ): Promise<T> {
-    const t0 = performance.now();
-    let ok = false;
-    try {
-      const { data, error } = await client.rpc(op, args);
-      if (error) throw dbFailure(op, error);
-      ok = true;
-      if (!schema) return data as T;
-      const parsed = schema.safeParse(data);
-      if (!parsed.success) {
-        ok = false;
-        throw new AppError("internal_error", `database call ${op} answered an unexpected shape`);
-      }
-      return parsed.data;
-    } catch (e) {
-      if (e instanceof AppError) throw e;
-      throw new AppError("internal_error", `database call ${op} failed (unreachable)`);
-    } finally {
-      timing?.(op, performance.now() - t0, ok);
-    }
-  }
+  const rpc = <T>(op: string, args: Record<string, unknown>, schema?: z.ZodType<T>) =>
+    timedRpc(client, op, args, schema, timing);
 
   return {
     callerContext: (userId) =>

@@ -2,13 +2,14 @@
 // Every dependency comes in as an argument so tests can drive each branch.
 import { z } from "zod";
 import type { Config, ConfigResult } from "../_shared/config.ts";
-import { AppError, isAppError } from "../_shared/errors.ts";
-import { corsHeaders, errorResponse, jsonResponse, maskApiKey } from "../_shared/http.ts";
+import { AppError } from "../_shared/errors.ts";
+import { jsonResponse, maskApiKey } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { TokenVerifier } from "../_shared/auth.ts";
 import type { StoreFactory } from "../_shared/provisioning-store.ts";
 import type { PlatformFactory } from "../_shared/platform-port.ts";
-import { RequestLog } from "../_shared/request-log.ts";
+import type { RequestLog } from "../_shared/request-log.ts";
+import { assertOwnPath, createEnvelope, warnInto } from "../_shared/request-envelope.ts";
 import { provision } from "./provision.ts";
 
 export const FUNCTION_NAME = "wpp-create";
@@ -37,13 +38,9 @@ async function handle(
   config: Config,
   deps: HandlerDeps,
   log: RequestLog,
+  cors: Headers,
 ): Promise<Response> {
-  const cors = corsHeaders(config.corsOrigins, req.headers.get("origin"));
-  cors.set("x-request-id", log.requestId);
-  const path = new URL(req.url).pathname.replace(/\/+$/, "");
-  if (path !== `/${FUNCTION_NAME}` && path !== "") {
-    throw new AppError("not_found", `no such route: ${path}; POST /functions/v1/${FUNCTION_NAME}`);
-  }
+  assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
   if (req.method !== "POST") {
     throw new AppError("method_not_allowed", `method ${req.method} is not allowed; use POST`, {
       headers: { Allow: "POST, OPTIONS" },
@@ -86,10 +83,7 @@ async function handle(
     busyWaitMs: config.WPP_BUSY_WAIT_MS,
     freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
     webhookBaseUrl: config.webhookBaseUrl,
-    warn: (what, e) =>
-      log.set({
-        [`warning_${what}`]: e instanceof Error ? (e as { code?: string }).code ?? e.name : "error",
-      }),
+    warn: warnInto(log),
   }, { organizationId: ctx.organization_id, actor: caller.userId, force });
   log.set({
     outcome: outcome.outcome,
@@ -115,33 +109,10 @@ export function createHandler(
   configResult: ConfigResult,
   deps: HandlerDeps,
 ): (req: Request) => Promise<Response> {
-  return async (req) => {
-    const log = new RequestLog(deps.requestId(), FUNCTION_NAME, req.method);
-    const origins = configResult.ok ? configResult.config.corsOrigins : "*";
-    const cors = corsHeaders(origins, req.headers.get("origin"));
-    cors.set("x-request-id", log.requestId);
-    let response: Response;
-    try {
-      if (req.method === "OPTIONS") {
-        response = new Response(null, { status: 204, headers: cors });
-      } else if (!configResult.ok) {
-        throw new AppError(
-          "not_configured",
-          `the function is not configured: ${configResult.problem}`,
-        );
-      } else {
-        response = await handle(req, configResult.config, deps, log);
-      }
-    } catch (e) {
-      const error = isAppError(e)
-        ? e
-        : new AppError("internal_error", "unexpected error; see the function's log for request_id");
-      if (!isAppError(e)) log.set({ exception: e instanceof Error ? e.name : typeof e });
-      // Error messages are written to be shown to callers, so they are safe to log as well.
-      log.set({ outcome: "error", error_code: error.code, error: error.message });
-      response = errorResponse(error, log.requestId, cors);
-    }
-    deps.log(log.line(response.status));
-    return response;
-  };
+  return createEnvelope(
+    FUNCTION_NAME,
+    configResult,
+    deps,
+    (req, config, log, cors) => handle(req, config, deps, log, cors),
+  );
 }

@@ -2,13 +2,14 @@
 // Every dependency comes in as an argument so tests can drive each branch.
 import { z } from "zod";
 import type { Config, ConfigResult } from "../_shared/config.ts";
-import { AppError, isAppError } from "../_shared/errors.ts";
-import { corsHeaders, errorResponse, jsonResponse } from "../_shared/http.ts";
+import { AppError } from "../_shared/errors.ts";
+import { jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { TokenVerifier } from "../_shared/auth.ts";
 import type { PlatformPort } from "../_shared/platform-port.ts";
 import type { WppCallEvent } from "../_shared/wpp/mod.ts";
-import { RequestLog } from "../_shared/request-log.ts";
+import type { RequestLog } from "../_shared/request-log.ts";
+import { assertOwnPath, createEnvelope, warnInto } from "../_shared/request-envelope.ts";
 import type { StatusStoreFactory } from "./store.ts";
 import { readStatus, type StatusOutcome } from "./status.ts";
 
@@ -49,10 +50,7 @@ async function handle(
   log: RequestLog,
   cors: Headers,
 ): Promise<Response> {
-  const path = new URL(req.url).pathname.replace(/\/+$/, "");
-  if (path !== `/${FUNCTION_NAME}` && path !== "") {
-    throw new AppError("not_found", `no such route: ${path}; GET /functions/v1/${FUNCTION_NAME}`);
-  }
+  assertOwnPath(req, FUNCTION_NAME, `GET /functions/v1/${FUNCTION_NAME}`);
   if (req.method !== "GET" && req.method !== "POST") {
     throw new AppError(
       "method_not_allowed",
@@ -81,10 +79,7 @@ async function handle(
     deadline: deps.now() + config.WPP_REQUEST_DEADLINE_MS - DEADLINE_RESERVE_MS,
     now: deps.now,
     freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
-    warn: (what, e) =>
-      log.set({
-        [`warning_${what}`]: e instanceof Error ? (e as { code?: string }).code ?? e.name : "error",
-      }),
+    warn: warnInto(log),
   }, ctx.organization_id);
   log.set({
     outcome: "status",
@@ -111,32 +106,10 @@ export function createHandler(
   configResult: ConfigResult,
   deps: HandlerDeps,
 ): (req: Request) => Promise<Response> {
-  return async (req) => {
-    const log = new RequestLog(deps.requestId(), FUNCTION_NAME, req.method);
-    const origins = configResult.ok ? configResult.config.corsOrigins : "*";
-    const cors = corsHeaders(origins, req.headers.get("origin"));
-    cors.set("x-request-id", log.requestId);
-    let response: Response;
-    try {
-      if (req.method === "OPTIONS") {
-        response = new Response(null, { status: 204, headers: cors });
-      } else if (!configResult.ok) {
-        throw new AppError(
-          "not_configured",
-          `the function is not configured: ${configResult.problem}`,
-        );
-      } else {
-        response = await handle(req, configResult.config, deps, log, cors);
-      }
-    } catch (e) {
-      const error = isAppError(e)
-        ? e
-        : new AppError("internal_error", "unexpected error; see the function's log for request_id");
-      if (!isAppError(e)) log.set({ exception: e instanceof Error ? e.name : typeof e });
-      log.set({ outcome: "error", error_code: error.code });
-      response = errorResponse(error, log.requestId, cors);
-    }
-    deps.log(log.line(response.status));
-    return response;
-  };
+  return createEnvelope(
+    FUNCTION_NAME,
+    configResult,
+    deps,
+    (req, config, log, cors) => handle(req, config, deps, log, cors),
+  );
 }

@@ -1,14 +1,9 @@
 // Database access for wpp-status: the caller's organisation and the token cache come from the
 // provisioning store; the one read of its own is wpp_integration_for_status, which neither locks
 // nor writes (a poll every two seconds must not touch the provisioning lock or the audit trail).
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { z } from "zod";
-import { AppError } from "../_shared/errors.ts";
-import {
-  type CallerContext,
-  createSupabaseStore,
-  type DbTiming,
-} from "../_shared/provisioning-store.ts";
+import { type CallerContext, createSupabaseStore } from "../_shared/provisioning-store.ts";
+import { createServiceClient, type DbTiming, timedRpc } from "../_shared/rpc.ts";
 
 const IntegrationSchema = z.object({
   integration_id: z.string(),
@@ -46,44 +41,20 @@ export function createStatusStore(
   opts: { supabaseUrl: string; serviceRoleKey: string },
 ): StatusStoreFactory {
   const provisioning = createSupabaseStore(opts);
-  const client: SupabaseClient = createClient(opts.supabaseUrl, opts.serviceRoleKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-  });
+  const client = createServiceClient(opts.supabaseUrl, opts.serviceRoleKey);
   return (timing) => {
     const shared = provisioning(timing);
     return {
       callerContext: (userId) => shared.callerContext(userId),
       storeToken: (...args) => shared.storeToken(...args),
-      integrationForStatus: (organizationId) => readIntegration(client, organizationId, timing),
+      integrationForStatus: (organizationId) =>
+        timedRpc(
+          client,
+          "wpp_integration_for_status",
+          { p_organization_id: organizationId },
+          IntegrationSchema.nullable(),
+          timing,
+        ),
     };
   };
-}
-
-async function readIntegration(
-  client: SupabaseClient,
-  organizationId: string,
-  timing?: DbTiming,
-): Promise<StatusIntegration | null> {
-  const op = "wpp_integration_for_status";
-  const t0 = performance.now();
-  let ok = false;
-  try {
-    let answer;
-    try {
-      answer = await client.rpc(op, { p_organization_id: organizationId });
-    } catch {
-      throw new AppError("internal_error", `database call ${op} failed (unreachable)`);
-    }
-    if (answer.error) {
-      throw new AppError("internal_error", `database call ${op} failed (${answer.error.code})`);
-    }
-    const parsed = IntegrationSchema.nullable().safeParse(answer.data ?? null);
-    if (!parsed.success) {
-      throw new AppError("internal_error", `database call ${op} answered an unexpected shape`);
-    }
-    ok = true;
-    return parsed.data;
-  } finally {
-    timing?.(op, performance.now() - t0, ok);
-  }
 }
