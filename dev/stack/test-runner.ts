@@ -29,6 +29,21 @@ const stack = await startStack({
 });
 log(`ready in ${stack.startupMs} ms at ${stack.url} (${JSON.stringify(stack.timings)})`);
 
+const junitPath = join(dataDir, "junit.xml");
+
+/** Counts from Deno's JUnit report: test cases (steps are not counted) and their failures. */
+async function junitSummary(path: string): Promise<{ passed: number; failed: number } | null> {
+  try {
+    const xml = await Deno.readTextFile(path);
+    const head = xml.match(/<testsuites\b[^>]*>/)?.[0] ?? "";
+    const num = (attr: string) => Number(head.match(new RegExp(`${attr}="(\\d+)"`))?.[1] ?? 0);
+    const failed = num("failures") + num("errors");
+    return { passed: num("tests") - failed, failed };
+  } catch {
+    return null;
+  }
+}
+
 const keep = Deno.env.get("KEEP_TEST_DATA") === "1";
 const stop = async () => {
   await stack.stop();
@@ -47,7 +62,14 @@ try {
   for (const f of stack.functions) (functionUrls[f.name] ??= []).push(f.url);
   const args = Deno.args.length ? Deno.args : ["tests/"];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--no-prompt", ...(quick ? ["--no-check"] : []), ...args],
+    args: [
+      "test",
+      "-A",
+      "--no-prompt",
+      `--junit-path=${junitPath}`,
+      ...(quick ? ["--no-check"] : []),
+      ...args,
+    ],
     cwd: ROOT,
     env: {
       STACK_URL: stack.url,
@@ -67,6 +89,9 @@ try {
     stdin: "null",
   }).spawn();
   code = (await child.status).code;
+  const summary = await junitSummary(junitPath);
+  // A plain closing line that any CI reads, whatever it knows of Deno's own report.
+  if (summary) console.log(`\ntests: ${summary.passed} passed, ${summary.failed} failed`);
 } finally {
   await stop();
 }

@@ -12,7 +12,8 @@ import {
   sim,
   sql,
 } from "../_support/wpp.ts";
-import { stack } from "../_support/stack.ts";
+import { mintUserToken, stack } from "../_support/stack.ts";
+import * as jose from "jose";
 
 const SESSION_RE = /^\d{13}$/;
 
@@ -184,6 +185,25 @@ Deno.test({
         const actions = (await events(org.orgId)).map((e) => e.action);
         assert.ok(actions.includes("dead_key_detected"), actions.join());
         assert.equal((await sim.calls()).create, 2);
+      },
+    );
+
+    await t.step(
+      "an ES256 access token (new Supabase projects) is verified against the JWKS",
+      async () => {
+        const org = await createOrg("admin");
+        const es256 = await mintUserToken(org.user.userId, { signing: "es256" });
+        const res = await callFunction(es256);
+        assert.equal(res.status, 200, res.text);
+        // The same key pair's token with the payload changed must fail the signature check.
+        const [h, p, sig] = es256.split(".");
+        const claims = JSON.parse(new TextDecoder().decode(jose.base64url.decode(p)));
+        const forged = `${h}.${
+          jose.base64url.encode(JSON.stringify({ ...claims, sub: crypto.randomUUID() }))
+        }.${sig}`;
+        const refused = await callFunction(forged);
+        assert.equal(refused.status, 401, refused.text);
+        assert.equal(refused.json.code, "unauthorized");
       },
     );
 
