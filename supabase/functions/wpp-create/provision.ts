@@ -2,14 +2,11 @@
 // client and store it before anything else can fail. The database decides reuse/create/busy
 // atomically (wpp_provision_begin); this module only follows its decision.
 import { AppError } from "../_shared/errors.ts";
+import { platformFailure } from "../_shared/platform-errors.ts";
+import { cacheNewToken } from "../_shared/token-cache.ts";
 import type { BeginResult, ProvisioningStore } from "../_shared/provisioning-store.ts";
 import type { PlatformPort, SessionPort } from "../_shared/platform-port.ts";
-import {
-  isWppError,
-  type StartResult,
-  type WppError,
-  WppMalformedError,
-} from "../_shared/wpp/mod.ts";
+import { isWppError, type StartResult, WppMalformedError } from "../_shared/wpp/mod.ts";
 
 export type ConnectionStatus = "connected" | "qr_issued" | "starting";
 
@@ -51,32 +48,6 @@ const BUSY_POLL_MS = 200;
 /** The URL the platform posts events to; the integration's secret key in it is the credential. */
 export function webhookUrl(base: string, webhookKey: string): string {
   return `${base}/functions/v1/wpp-webhook/${encodeURIComponent(webhookKey)}`;
-}
-
-export function platformFailure(e: WppError): AppError {
-  const what = `WPP Platform ${e.op} call failed`;
-  switch (e.code) {
-    case "platform_timeout":
-      return new AppError("platform_timeout", `${what}: no answer in time`);
-    case "platform_unreachable":
-      return new AppError("platform_unreachable", `${what}: the platform is unreachable`);
-    case "platform_unauthorized":
-      return new AppError("platform_unauthorized", `${what}: the platform refused WPP_SECRET`);
-    case "platform_malformed":
-      return new AppError("platform_malformed", `${what}: the platform answered garbage`);
-    case "platform_error":
-      return new AppError("platform_error", `${what}: platform error (HTTP ${e.status ?? "5xx"})`);
-    case "invalid_api_key":
-      return new AppError(
-        "platform_rejected",
-        `${what}: the platform refused the session's apiKey`,
-      );
-    default:
-      return new AppError(
-        "platform_rejected",
-        `${what}: the platform refused the request (HTTP ${e.status ?? "4xx"})`,
-      );
-  }
 }
 
 function fromStart(start: StartResult): { status: ConnectionStatus; qrcode?: string } {
@@ -126,22 +97,6 @@ async function beginOrWait(env: ProvisionEnv, input: ProvisionInput): Promise<Be
   }
 }
 
-async function persistNewToken(
-  env: ProvisionEnv,
-  integrationId: string,
-  session: string,
-  client: SessionPort,
-): Promise<void> {
-  const token = client.newToken();
-  if (!token) return;
-  try {
-    await env.store.storeToken(integrationId, session, token.token, token.expiresAt);
-  } catch (e) {
-    // A token that is not cached only costs one token call on the next click.
-    env.warn("store_token", e);
-  }
-}
-
 async function connect(
   env: ProvisionEnv,
   client: SessionPort,
@@ -183,7 +138,7 @@ async function reuse(env: ProvisionEnv, begin: BeginResult): Promise<ProvisionOu
       outcome: "reused",
     };
   } finally {
-    await persistNewToken(env, begin.integration_id, session, client);
+    await cacheNewToken(env.store, env.warn, begin.integration_id, session, client);
   }
 }
 

@@ -4,8 +4,9 @@
 // seconds later) does not fetch another.
 import type { PlatformPort, SessionPort } from "../_shared/platform-port.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
-import { platformFailure } from "../wpp-create/provision.ts";
-import type { StatusIntegration, StatusStore } from "./store.ts";
+import { platformFailure } from "../_shared/platform-errors.ts";
+import { cacheNewToken } from "../_shared/token-cache.ts";
+import type { StatusStore } from "./store.ts";
 
 export type ConnectionStatus =
   | "connected"
@@ -55,22 +56,6 @@ export interface StatusEnv {
 // status read does not restart it: relinking is the user's decision, taken with the connect
 // button, whose wpp-create call starts the account and hands out a QR.
 const OFFLINE_WORDS = new Set(["offline", "disconnected", "logout", "logged_out", "loggedout"]);
-
-async function cacheNewToken(
-  env: StatusEnv,
-  integration: StatusIntegration,
-  session: string,
-  client: SessionPort,
-): Promise<void> {
-  const token = client.newToken();
-  if (!token) return;
-  try {
-    await env.store.storeToken(integration.integration_id, session, token.token, token.expiresAt);
-  } catch (e) {
-    // An uncached token only costs one token call on the next poll.
-    env.warn("store_token", e);
-  }
-}
 
 async function askPlatform(
   env: StatusEnv,
@@ -129,6 +114,6 @@ export async function readStatus(env: StatusEnv, organizationId: string): Promis
     }
     throw isWppError(e) ? platformFailure(e) : e;
   } finally {
-    await cacheNewToken(env, integration, session, client);
+    await cacheNewToken(env.store, env.warn, integrationId, session, client);
   }
 }
