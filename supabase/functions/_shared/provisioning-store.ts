@@ -3,6 +3,7 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { z } from "zod";
 import { createServiceClient, type DbTiming, timedRpc } from "./rpc.ts";
+import type { TokenStore } from "./token-cache.ts";
 
 export type { DbTiming };
 
@@ -57,7 +58,7 @@ export type EventAction =
   | "token_refreshed";
 
 /** The database operations the handlers need; tests may pass their own implementation. */
-export interface ProvisioningStore {
+export interface ProvisioningStore extends TokenStore {
   callerContext(userId: string): Promise<CallerContext>;
   begin(input: BeginInput): Promise<BeginResult>;
   complete(input: CompleteInput): Promise<void>;
@@ -68,12 +69,6 @@ export interface ProvisioningStore {
     details: Record<string, unknown>,
     actor: string,
   ): Promise<void>;
-  storeToken(
-    integrationId: string,
-    session: string,
-    token: string,
-    expiresAt: number,
-  ): Promise<boolean>;
   recordEvent(
     organizationId: string,
     integrationId: string | null,

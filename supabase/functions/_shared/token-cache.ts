@@ -2,6 +2,7 @@
 // next request (a poll two seconds later, or the next click) does not fetch another.
 import type { SessionPort } from "./platform-port.ts";
 
+/** Writes only the token and its expiry, and only while `session` is still the stored one. */
 export interface TokenStore {
   storeToken(
     integrationId: string,

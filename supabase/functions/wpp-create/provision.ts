@@ -4,6 +4,7 @@
 import { AppError } from "../_shared/errors.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { cacheNewToken } from "../_shared/token-cache.ts";
+import { isYoungSession } from "../_shared/session-age.ts";
 import type { BeginResult, ProvisioningStore } from "../_shared/provisioning-store.ts";
 import type { PlatformPort, SessionPort } from "../_shared/platform-port.ts";
 import { isWppError, type StartResult, WppMalformedError } from "../_shared/wpp/mod.ts";
@@ -112,8 +113,7 @@ async function connect(
 }
 
 function isFresh(env: ProvisionEnv, begin: BeginResult): boolean {
-  const created = begin.session_created_at;
-  return typeof created === "number" && env.now() - created < env.freshKeyGraceMs;
+  return isYoungSession(begin.session_created_at, env.now(), env.freshKeyGraceMs);
 }
 
 async function reuse(env: ProvisionEnv, begin: BeginResult): Promise<ProvisionOutcome> {

@@ -6,6 +6,7 @@ import type { PlatformPort, SessionPort } from "../_shared/platform-port.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { cacheNewToken } from "../_shared/token-cache.ts";
+import { isYoungSession } from "../_shared/session-age.ts";
 import type { StatusStore } from "./store.ts";
 
 export type ConnectionStatus =
@@ -106,8 +107,7 @@ export async function readStatus(env: StatusEnv, organizationId: string): Promis
     // checking the key itself; marking the row is left to it, so this read stays a read. Any
     // other failure is an outage, reported as wpp-create reports it.
     if (isWppError(e) && e.code === "invalid_api_key") {
-      const created = integration.session_created_at;
-      if (typeof created === "number" && env.now() - created < env.freshKeyGraceMs) {
+      if (isYoungSession(integration.session_created_at, env.now(), env.freshKeyGraceMs)) {
         return { status: "starting", reason: "activating", integrationId, session };
       }
       return { status: "not_configured", reason: "dead_key", integrationId, session };

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { type CallerContext, createSupabaseStore } from "../_shared/provisioning-store.ts";
 import { createServiceClient, type DbTiming, timedRpc } from "../_shared/rpc.ts";
+import type { TokenStore } from "../_shared/token-cache.ts";
 
 const IntegrationSchema = z.object({
   integration_id: z.string(),
@@ -23,16 +24,10 @@ const IntegrationSchema = z.object({
 /** Holds credentials: it stays inside the function. */
 export type StatusIntegration = z.infer<typeof IntegrationSchema>;
 
-export interface StatusStore {
+export interface StatusStore extends TokenStore {
   callerContext(userId: string): Promise<CallerContext>;
   /** The organisation's primary WhatsApp/WPP integration, or null when it has none. */
   integrationForStatus(organizationId: string): Promise<StatusIntegration | null>;
-  storeToken(
-    integrationId: string,
-    session: string,
-    token: string,
-    expiresAt: number,
-  ): Promise<boolean>;
 }
 
 export type StatusStoreFactory = (timing?: DbTiming) => StatusStore;
