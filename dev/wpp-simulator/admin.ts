@@ -1,5 +1,8 @@
 import { z } from "zod";
+import { dropUndefined, invalid, readBody } from "./admin-body.ts";
+import { createEventsAdmin } from "./admin-events.ts";
 import type { CallCounter } from "./calls.ts";
+import type { EventFaultBook } from "./event-faults.ts";
 import { type FaultBook, faultSpec } from "./faults.ts";
 import type { PlatformState } from "./platform-state.ts";
 import { json } from "./responses.ts";
@@ -18,7 +21,9 @@ export interface AdminDeps {
   faults: FaultBook;
   calls: CallCounter;
   webhooks: WebhookDispatcher;
+  eventFaults: EventFaultBook;
   variants: { current: Variants };
+  log: (line: Record<string, unknown>) => void;
 }
 
 const killBody = z.union([
@@ -28,9 +33,12 @@ const killBody = z.union([
 
 /** The simulator's own control API, under /__admin/ so it never shadows a platform route. */
 export function createAdmin(deps: AdminDeps) {
+  const events = createEventsAdmin(deps);
   return async (req: Request, url: URL): Promise<Response> => {
     const path = url.pathname.replace(/\/+$/, "");
     const key = `${req.method} ${path}`;
+    const handled = await events(req, url, path);
+    if (handled) return handled;
     const session = /^\/__admin\/sessions\/([^/]+)\/(scan|disconnect)$/.exec(path);
     if (session && req.method === "POST") {
       return sessionAction(deps, decodeURIComponent(session[1]), session[2]);
@@ -43,6 +51,7 @@ export function createAdmin(deps: AdminDeps) {
       case "POST /__admin/reset":
         deps.platform.reset();
         deps.faults.clear();
+        deps.eventFaults.clear();
         deps.calls.reset();
         deps.webhooks.reset();
         deps.variants.current = { ...DEFAULT_VARIANTS };
@@ -113,7 +122,8 @@ function snapshot(deps: AdminDeps, reveal: boolean): SimulatorSnapshot {
     })),
     variants: deps.variants.current,
     faults: deps.faults.list(),
-    deliveries: [...deps.webhooks.deliveries],
+    eventFaults: deps.eventFaults.list(),
+    deliveries: deps.webhooks.deliveries,
   };
 }
 
@@ -143,20 +153,4 @@ function maskUrl(value: string): string {
   } catch {
     return "***";
   }
-}
-
-async function readBody(req: Request): Promise<unknown> {
-  try {
-    return await req.json();
-  } catch {
-    return undefined;
-  }
-}
-
-function invalid(error: z.ZodError): Response {
-  return json(400, { error: error.issues.map((i) => i.message).join("; ") });
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

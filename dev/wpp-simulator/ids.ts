@@ -44,3 +44,9 @@ export function newQr(): string {
 export function newSecret(): string {
   return base64url(randomBytes(24));
 }
+
+/** Shaped like a WhatsApp Web message id. */
+export function newMessageId(): string {
+  const hex = Array.from(randomBytes(10), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `3EB0${hex.toUpperCase()}`;
+}

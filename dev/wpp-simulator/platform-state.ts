@@ -1,5 +1,6 @@
+import type { PlatformEvent } from "./events.ts";
 import { newApiKey, newQr, newToken, sessionId } from "./ids.ts";
-import type { SessionState, WebhookPayload } from "./types.ts";
+import type { SessionState } from "./types.ts";
 
 export interface ClientRecord {
   organizationId: string;
@@ -28,7 +29,8 @@ export interface TokenRecord {
   expiresAt: number;
 }
 
-export type StateEvent = (session: SessionRecord, payload: WebhookPayload) => void;
+/** A state change the platform tells the session's webhook about. */
+export type StateEvent = (session: SessionRecord, event: PlatformEvent) => void;
 
 /**
  * What the platform remembers: clients, their keys, tokens and sessions. Pure bookkeeping; HTTP
@@ -120,7 +122,7 @@ export class PlatformState {
     if (session.state !== "qr") return "no_qr";
     session.state = "connected";
     session.qr = null;
-    this.onEvent(session, { type: "connected", account: session.id });
+    this.onEvent(session, { kind: "connected", session: session.id });
     return "connected";
   }
 
@@ -165,13 +167,13 @@ export class PlatformState {
   #issueQr(session: SessionRecord): void {
     session.state = "qr";
     session.qr = newQr();
-    this.onEvent(session, { type: "qr", account: session.id, qr: session.qr });
+    this.onEvent(session, { kind: "qr", session: session.id, qr: session.qr });
   }
 
   #goOffline(session: SessionRecord): void {
     const was = session.state;
     session.state = "offline";
     session.qr = null;
-    if (was !== "offline") this.onEvent(session, { type: "disconnected", account: session.id });
+    if (was !== "offline") this.onEvent(session, { kind: "offline", session: session.id });
   }
 }

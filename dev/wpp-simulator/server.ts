@@ -1,5 +1,6 @@
 import { createAdmin } from "./admin.ts";
 import { CallCounter } from "./calls.ts";
+import { EventFaultBook } from "./event-faults.ts";
 import { FaultBook } from "./faults.ts";
 import { TcpFront } from "./front.ts";
 import { newSecret } from "./ids.ts";
@@ -16,8 +17,8 @@ export interface SimulatorOptions {
   /** The WPP_SECRET create accepts; random when not given (read it back from the result). */
   secret?: string;
   tokenTtlSeconds?: number;
-  /** One JSON line per call on stdout. */
-  log?: boolean;
+  /** true: one JSON line per call and per webhook delivery on stdout; a function gets them instead. */
+  log?: boolean | ((line: Record<string, unknown>) => void);
   /** When set, QRs on show are replaced this often, as WhatsApp does. */
   qrRotateMs?: number;
 }
@@ -28,7 +29,9 @@ export interface SimulatorState {
   faults: FaultBook;
   calls: CallCounter;
   webhooks: WebhookDispatcher;
+  eventFaults: EventFaultBook;
   variants: { current: Variants };
+  log: (line: Record<string, unknown>) => void;
 }
 
 export interface RunningSimulator {
@@ -54,21 +57,31 @@ function start(opts: SimulatorOptions): RunningSimulator {
   const hostname = opts.hostname ?? "127.0.0.1";
   const secret = opts.secret ?? newSecret();
   const tokenTtlSeconds = opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
-  const log = opts.log
+  const log = typeof opts.log === "function"
+    ? opts.log
+    : opts.log
     ? (line: Record<string, unknown>) => console.log(JSON.stringify(line))
     : () => {};
 
   const closing = new AbortController();
-  const webhooks = new WebhookDispatcher(log);
-  const platform = new PlatformState((session, payload) => {
-    if (session.webhookUrl) webhooks.deliver(session.webhookUrl, payload);
+  const variants = { current: { ...DEFAULT_VARIANTS } };
+  const eventFaults = new EventFaultBook();
+  const webhooks = new WebhookDispatcher({
+    log,
+    variants: () => variants.current,
+    faults: eventFaults,
+  });
+  const platform = new PlatformState((session, event) => {
+    if (session.webhookUrl) webhooks.emit(session.webhookUrl, event);
   });
   const state: SimulatorState = {
     platform,
     faults: new FaultBook(),
     calls: new CallCounter(),
     webhooks,
-    variants: { current: { ...DEFAULT_VARIANTS } },
+    eventFaults,
+    variants,
+    log,
   };
 
   let front: TcpFront | undefined;

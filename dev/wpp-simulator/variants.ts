@@ -11,6 +11,14 @@ export const DEFAULT_VARIANTS: Readonly<Variants> = Object.freeze({
   createStatus: true,
   errorBody: "json",
   invalidKeyStatus: 403,
+  eventTypeField: "type",
+  eventAccountField: "account",
+  eventQrField: "qr",
+  eventQrFormat: "raw",
+  connectedEvent: "connected",
+  offlineEvent: "disconnected",
+  messageTextField: "text",
+  eventTimestamp: true,
 });
 
 export const variantsPatch = z.strictObject({
@@ -23,12 +31,25 @@ export const variantsPatch = z.strictObject({
   createStatus: z.boolean().optional(),
   errorBody: z.enum(["json", "text"]).optional(),
   invalidKeyStatus: z.union([z.literal(401), z.literal(403)]).optional(),
+  eventTypeField: z.enum(["type", "event"]).optional(),
+  eventAccountField: z.enum(["account", "data.account"]).optional(),
+  eventQrField: z.enum(["qr", "qrcode", "data.qr"]).optional(),
+  eventQrFormat: z.enum(["raw", "data-url"]).optional(),
+  connectedEvent: z.enum(["connected", "ready"]).optional(),
+  offlineEvent: z.enum(["offline", "disconnected", "logout"]).optional(),
+  messageTextField: z.enum(["text", "body"]).optional(),
+  eventTimestamp: z.boolean().optional(),
 });
 
 /** The QR as a start or qr answer carries it, under the chosen field and in the chosen form. */
 export function qrBody(v: Variants, qr: string): Record<string, unknown> {
-  const value = v.qrFormat === "data-url" ? `data:image/png;base64,${btoa(qr)}` : qr;
+  const value = v.qrFormat === "data-url" ? qrDataUrl(qr) : qr;
   return v.qrField === "data.qr" ? { data: { qr: value } } : { [v.qrField]: value };
+}
+
+/** Stands in for a rendered QR image: what matters to a client is the data: URL form. */
+export function qrDataUrl(qr: string): string {
+  return `data:image/png;base64,${btoa(qr)}`;
 }
 
 export function stateBody(v: Variants, state: SessionState): Record<string, unknown> {
