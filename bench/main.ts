@@ -37,7 +37,7 @@ const stack = await startStack({
   functionInstances: 1,
   functionLogDir: logDir,
 });
-const sql = postgres(stack.dbUrl, { max: 4, onnotice: () => {} });
+const sql = postgres(stack.superuserUrl, { max: 4, onnotice: () => {} });
 // Ctrl-C must not leave PostgreSQL and friends running on their free ports.
 const interrupted = async () => {
   await stack.stop();

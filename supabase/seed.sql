@@ -6,7 +6,9 @@
 
 insert into auth.users
   (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
-   raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+   raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at,
+   confirmation_token, recovery_token, email_change_token_new, email_change,
+   email_change_token_current, phone_change, phone_change_token, reauthentication_token)
 select
   '00000000-0000-0000-0000-000000000000',
   u.id,
@@ -17,8 +19,11 @@ select
   now(),
   '{"provider": "email", "providers": ["email"]}'::jsonb,
   '{}'::jsonb,
+  false,
   now(),
-  now()
+  now(),
+  -- GoTrue reads these as strings: NULL makes its sign-in fail ("Database error querying schema").
+  '', '', '', '', '', '', '', ''
 from (values
   ('a0000000-0000-4000-8000-000000000001'::uuid, 'owner@demo.local'),
   ('a0000000-0000-4000-8000-000000000002'::uuid, 'admin@demo.local'),
@@ -26,6 +31,25 @@ from (values
   ('b0000000-0000-4000-8000-000000000001'::uuid, 'admin@other.local'),
   ('c0000000-0000-4000-8000-000000000001'::uuid, 'loner@demo.local')
 ) as u (id, email)
+on conflict do nothing;
+
+-- One email identity per user, as GoTrue writes on sign-up: provider_id is the user id.
+insert into auth.identities
+  (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+select
+  u.id::text,
+  u.id,
+  jsonb_build_object('sub', u.id::text, 'email', u.email, 'email_verified', true),
+  'email',
+  now(),
+  now(),
+  now()
+from auth.users u
+where u.id in (
+  'a0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-000000000002',
+  'a0000000-0000-4000-8000-000000000003', 'b0000000-0000-4000-8000-000000000001',
+  'c0000000-0000-4000-8000-000000000001'
+)
 on conflict do nothing;
 
 insert into public.organizations (id, name) values

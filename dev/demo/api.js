@@ -40,15 +40,33 @@ export function createApi(apiUrl, anonKey, accessToken) {
   };
 }
 
-/** The stack's dev-only token helper stands in for Supabase Auth's sign-in. */
-export async function signIn(apiUrl, choice) {
-  const query = choice.startsWith("id:")
-    ? `user_id=${encodeURIComponent(choice.slice(3))}`
-    : `user=${encodeURIComponent(choice)}`;
-  const response = await fetch(`${apiUrl}/demo/token?${query}`);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`);
-  return body;
+/** What supabase/seed.sql gives every demo user. */
+const DEMO_PASSWORD = "demo-password";
+
+/**
+ * Demo users sign in as a CRM's users do: Supabase Auth's password grant through supabase-js. A
+ * bare user id (`?user_id=`) has no password, so the stack's dev-only token helper stands in.
+ */
+export async function signIn(apiUrl, config, choice) {
+  if (choice.startsWith("id:")) {
+    const response = await fetch(
+      `${apiUrl}/demo/token?user_id=${encodeURIComponent(choice.slice(3))}`,
+    );
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`);
+    return body;
+  }
+  const user = config.users.find((u) => u.key === choice);
+  if (!user) throw new Error(`no demo user '${choice}'`);
+  const client = globalThis.supabase.createClient(apiUrl, config.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+  });
+  const { data, error } = await client.auth.signInWithPassword({
+    email: user.email,
+    password: DEMO_PASSWORD,
+  });
+  if (error) throw new Error(error.message);
+  return data.session;
 }
 
 export async function loadConfig(apiUrl) {

@@ -177,7 +177,7 @@ async function onSignIn() {
   clearMessage();
   $("sign-in").disabled = true;
   try {
-    const session = await signIn(apiUrl, choice);
+    const session = await signIn(apiUrl, config, choice);
     token = session.access_token;
     api = createApi(apiUrl, config.anonKey, () => token);
     const label = USER_LABELS[choice];

@@ -11,6 +11,7 @@ export const StackEnvSchema = z.object({
   POSTGREST_PORT: port(54325),
   POSTGREST_ADMIN_PORT: port(54326),
   WPP_SIM_PORT: port(54330),
+  AUTH_PORT: port(54328),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   AUTH_SIGNING: z.enum(["hs256", "es256"]).default("hs256"),
   DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),

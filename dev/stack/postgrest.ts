@@ -73,6 +73,8 @@ export async function startPostgrest(group: ProcessGroup, opts: PostgrestOptions
   exitedEarly.catch(() => {});
   return {
     url: `http://127.0.0.1:${opts.port}`,
+    adminUrl: `http://127.0.0.1:${opts.adminPort}`,
+    child,
     stop: () => group.stopChild(child),
   };
 }

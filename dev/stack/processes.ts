@@ -27,8 +27,16 @@ export interface Child {
 
 const TAIL_LINES = 40;
 
+export type ExitListener = (child: Child, status: Deno.CommandStatus) => void;
+
 export class ProcessGroup {
   #children: Child[] = [];
+  #onUnexpectedExit?: ExitListener;
+
+  /** Called when a child exits that nobody asked to stop. */
+  onUnexpectedExit(listener: ExitListener): void {
+    this.#onUnexpectedExit = listener;
+  }
 
   get pids(): { name: string; pid: number }[] {
     return this.#children.map((c) => ({ name: c.name, pid: c.pid }));
@@ -118,6 +126,11 @@ export class ProcessGroup {
         }),
     };
     this.#children.push(child);
+    exited.then((status) => {
+      if (!this.#children.includes(child)) return;
+      this.#children = this.#children.filter((c) => c !== child);
+      this.#onUnexpectedExit?.(child, status);
+    });
     return child;
   }
 
@@ -142,6 +155,8 @@ export class ProcessGroup {
 
   /** Stops children in reverse start order, so dependants go before what they depend on. */
   async stopAll(signals: Record<string, Deno.Signal> = {}): Promise<void> {
+    // Exits caused by the shutdown itself are expected.
+    this.#onUnexpectedExit = undefined;
     for (const child of [...this.#children].reverse()) {
       await this.stopChild(child, signals[child.name] ?? "SIGTERM");
     }

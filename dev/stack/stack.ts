@@ -1,6 +1,8 @@
-// The local stack: PostgreSQL, PostgREST, the platform simulator, one Deno process per edge
-// function, and the gateway in front, all started and stopped together.
+// The local stack: PostgreSQL, PostgREST, the auth stand-in, the platform simulator, one Deno
+// process per edge function, and the gateway in front, started and stopped together, and
+// supervised while they run (dev/stack/supervisor.ts).
 import { join } from "node:path";
+import postgres from "postgres";
 import { ROOT } from "./paths.ts";
 import {
   buildProjectKeys,
@@ -9,10 +11,10 @@ import {
   type ProjectKeys,
   type SigningMode,
 } from "./keys.ts";
-import { type Child, isAlive, ProcessGroup } from "./processes.ts";
+import { isAlive, ProcessGroup } from "./processes.ts";
 import { startPostgres } from "./postgres.ts";
-import { createDatabase, dropDatabase, migrate } from "./migrate.ts";
-import { startPostgrest } from "./postgrest.ts";
+import { createDatabase, dropDatabase, setupDatabase } from "./migrate.ts";
+import { startPostgrest, waitForHttp } from "./postgrest.ts";
 import {
   discoverFunctions,
   type FunctionSpec,
@@ -22,10 +24,15 @@ import {
   waitForPort,
 } from "./functions.ts";
 import { createGatewayHandler, type GatewayFunction } from "./gateway.ts";
+import { Supervisor } from "./supervisor.ts";
+import { checkHealth } from "./health.ts";
 import type * as jose from "jose";
 
 const SIMULATOR_MAIN = join(ROOT, "dev/wpp-simulator/main.ts");
+const AUTH_MAIN = join(ROOT, "dev/auth/main.ts");
 export const DEFAULT_ENV_FILE = join(ROOT, "supabase/functions/.env");
+/** Access token lifetime, as supabase/config.toml's [auth] jwt_expiry. */
+const JWT_EXPIRY_SECONDS = 3600;
 
 export interface StackPorts {
   gateway: number;
@@ -33,6 +40,8 @@ export interface StackPorts {
   postgrest: number;
   postgrestAdmin: number;
   simulator: number;
+  /** The auth stand-in (behind the gateway); 0 or absent picks a free port. */
+  auth?: number;
 }
 
 export interface StackOptions {
@@ -60,6 +69,8 @@ export interface StackOptions {
   ) => Record<string, (req: Request) => Response | Promise<Response>>;
   /** Where each function process's output is also written, one file per process. */
   functionLogDir?: string;
+  /** Restarts allowed per service within a minute before the stack gives up (default 5). */
+  maxRestarts?: number;
   echo?: boolean;
   log?: (line: string) => void;
 }
@@ -73,8 +84,14 @@ export interface RouteContext {
 export interface Stack {
   url: string;
   restUrl: string;
+  /** `postgres`'s URL (non-superuser), as Supabase gives it (SUPABASE_DB_URL). */
   dbUrl: string;
+  /** The bootstrap superuser's URL (supabase_admin on the embedded cluster). */
+  superuserUrl: string;
+  /** The role the migrations ran as: `postgres` or its stand-in. */
+  migrator: string;
   postgrestUrl: string;
+  authUrl: string;
   simulatorUrl?: string;
   simulatorSecret?: string;
   keys: ProjectKeys;
@@ -82,6 +99,8 @@ export interface Stack {
   functionEnv: Record<string, string>;
   startupMs: number;
   timings: Record<string, number>;
+  /** Resolves, with the reason, once the stack stopped itself because a service is gone. */
+  failure: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -189,26 +208,43 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     Deno.writeTextFile(
       pidPath,
       JSON.stringify({ pid: Deno.pid, children: group.pids, startedAt: new Date().toISOString() }),
-    );
+    ).catch(() => {});
   await writePids();
 
-  const ports: StackPorts = {
+  const ports: Required<StackPorts> = {
     gateway: portOrFree(opts.ports.gateway),
     db: portOrFree(opts.ports.db),
     postgrest: portOrFree(opts.ports.postgrest),
     postgrestAdmin: portOrFree(opts.ports.postgrestAdmin),
     simulator: portOrFree(opts.ports.simulator),
+    auth: portOrFree(opts.ports.auth ?? 0),
   };
   assertPortFree(ports.gateway, "gateway", "API_PORT");
   assertPortFree(ports.postgrest, "PostgREST", "POSTGREST_PORT");
+  assertPortFree(ports.auth, "auth", "AUTH_PORT");
 
   const password = opts.dbPassword ?? "postgres";
   const cleanups: (() => Promise<void>)[] = [];
-  const stopAll = async () => {
-    for (const c of cleanups.reverse()) await c().catch((e) => log(`stop: ${e.message}`));
-    await group.stopAll();
-    await Deno.remove(pidPath).catch(() => {});
-  };
+  let stopping: Promise<void> | undefined;
+  let reportFailure!: (reason: string) => void;
+  const failure = new Promise<string>((resolve) => reportFailure = resolve);
+  const sup = new Supervisor(group, {
+    log,
+    maxRestarts: opts.maxRestarts,
+    onChange: writePids,
+    onFatal: (reason) => {
+      log(`fatal: ${reason}; stopping the stack`);
+      stopAll().then(() => reportFailure(reason));
+    },
+  });
+  const stopAll = () =>
+    stopping ??= (async () => {
+      sup.stop();
+      for (const c of cleanups.reverse()) await c().catch((e) => log(`stop: ${e.message}`));
+      // Fast shutdown for PostgreSQL: a smart one would wait for clients that are gone.
+      await group.stopAll({ postgres: "SIGINT" });
+      await Deno.remove(pidPath).catch(() => {});
+    })();
 
   try {
     // Keys are ready before anything else needs them.
@@ -221,16 +257,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     // Database.
     s = performance.now();
-    let dbUrl: string;
+    let superuserUrl: string;
     let fresh: boolean;
     if (opts.externalDbUrl) {
       if (opts.ephemeral) {
         const name = `wpp_connect_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-        dbUrl = await createDatabase(opts.externalDbUrl, name);
+        superuserUrl = await createDatabase(opts.externalDbUrl, name);
         cleanups.push(() => dropDatabase(opts.externalDbUrl!, name));
         fresh = true;
       } else {
-        dbUrl = opts.externalDbUrl;
+        superuserUrl = opts.externalDbUrl;
         fresh = false;
       }
     } else {
@@ -242,33 +278,91 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ephemeral: opts.ephemeral,
         echo,
       });
+      sup.watch("postgres", pg.child);
       await writePids();
-      dbUrl = pg.superuserUrl;
+      superuserUrl = pg.superuserUrl;
       fresh = pg.fresh;
     }
     mark("postgres", s);
     s = performance.now();
-    const { applied } = await migrate({
-      superuserUrl: dbUrl,
-      authenticatorPassword: password,
+    const { applied, migrator, migratorUrl } = await setupDatabase({
+      superuserUrl,
+      password,
+      ownsCluster: !opts.externalDbUrl,
       seed: fresh,
       extraMigrationDirs: opts.extraMigrationDirs,
       log,
     });
+    const dbUrl = migratorUrl;
     mark("migrations", s);
-    log(`database ready (${applied.length} migration(s) applied${fresh ? ", seeded" : ""})`);
+    log(
+      `database ready (${applied.length} migration(s) applied as ${migrator}` +
+        `${fresh ? ", seeded" : ""})`,
+    );
+    // One connection for /health's query, closed before PostgreSQL stops.
+    const healthSql = postgres(superuserUrl, {
+      max: 1,
+      connect_timeout: 2,
+      idle_timeout: 30,
+      onnotice: () => {},
+      connection: { application_name: "stack-health" },
+    });
+    cleanups.push(() => healthSql.end({ timeout: 1 }));
 
-    // PostgREST and the simulator start side by side.
+    // PostgREST, the auth stand-in and the simulator start side by side.
     s = performance.now();
-    const authUrl = new URL(dbUrl);
-    authUrl.username = "authenticator";
-    authUrl.password = encodeURIComponent(password);
+    const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+    const authUrl = `http://127.0.0.1:${ports.auth}`;
+    const postgrestOpts = {
+      dbUrl: (() => {
+        const u = new URL(dbUrl);
+        u.username = "authenticator";
+        u.password = encodeURIComponent(password);
+        return u.toString();
+      })(),
+      port: ports.postgrest,
+      adminPort: ports.postgrestAdmin,
+      jwks: keys.postgrestJwks,
+      echo,
+    };
+    const startRest = async () => (await startPostgrest(group, postgrestOpts)).child;
+
+    const authEnv = {
+      AUTH_DB_URL: (() => {
+        const u = new URL(superuserUrl);
+        u.username = "supabase_auth_admin";
+        u.password = encodeURIComponent(password);
+        return u.toString();
+      })(),
+      JWT_SECRET: keys.jwtSecret,
+      AUTH_SIGNING: keys.signing,
+      AUTH_ES256_JWK: JSON.stringify(keys.es256PrivateJwk),
+      AUTH_ISSUER: `${gatewayUrl}/auth/v1`,
+      AUTH_JWT_EXPIRY: String(JWT_EXPIRY_SECONDS),
+      NO_COLOR: "1",
+    };
+    const startAuth = async () => {
+      const child = group.spawn({
+        name: "auth",
+        cmd: Deno.execPath(),
+        args: ["run", "-A", AUTH_MAIN, "--port", String(ports.auth)],
+        cwd: ROOT,
+        env: authEnv,
+        echo,
+      });
+      const exited = child.exited.then((st) => {
+        throw new Error(`the auth stand-in exited with code ${st.code}:\n${child.tail()}`);
+      });
+      await Promise.race([waitForHttp(`${authUrl}/health`, 20_000, "the auth stand-in"), exited]);
+      exited.catch(() => {});
+      return child;
+    };
+
     let simulatorUrl: string | undefined;
     const simulatorSecret = opts.simulatorSecret ??
       `wpp-sim-secret-${crypto.randomUUID().replaceAll("-", "")}`;
-    let simChild: Child | undefined;
-    if (opts.simulator ?? true) {
-      simChild = group.spawn({
+    const startSimulator = async () => {
+      const child = group.spawn({
         name: "wpp-simulator",
         cmd: Deno.execPath(),
         args: ["run", "-A", SIMULATOR_MAIN, "--port", String(ports.simulator)],
@@ -276,24 +370,23 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         env: { WPP_SECRET: simulatorSecret, NO_COLOR: "1" },
         echo,
       });
-      simulatorUrl = `http://127.0.0.1:${ports.simulator}`;
-    }
-    const [postgrest] = await Promise.all([
-      startPostgrest(group, {
-        dbUrl: authUrl.toString(),
-        port: ports.postgrest,
-        adminPort: ports.postgrestAdmin,
-        jwks: keys.postgrestJwks,
-        echo,
-      }),
-      simChild ? waitForPort(ports.simulator, 20_000, simChild) : Promise.resolve(),
+      await waitForPort(ports.simulator, 20_000, child);
+      return child;
+    };
+    if (opts.simulator ?? true) simulatorUrl = `http://127.0.0.1:${ports.simulator}`;
+    const [restChild, authChild, simChild] = await Promise.all([
+      startRest(),
+      startAuth(),
+      simulatorUrl ? startSimulator() : Promise.resolve(undefined),
     ]);
+    sup.watch("postgrest", restChild, startRest);
+    sup.watch("auth", authChild, startAuth);
+    if (simChild) sup.watch("wpp-simulator", simChild, startSimulator);
     await writePids();
-    mark("postgrest_and_simulator", s);
+    mark("postgrest_auth_simulator", s);
 
     // Functions.
     s = performance.now();
-    const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
     const fileEnv = await readEnvFile(opts.envFile ?? DEFAULT_ENV_FILE).catch((e) => {
       if (e instanceof Deno.errors.NotFound && !opts.envFile) return {};
       throw e;
@@ -315,16 +408,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const instances = Math.max(1, opts.functionInstances ?? 1);
     const started = await Promise.all(
       specs.flatMap((spec) =>
-        Array.from({ length: instances }, async (_, i) =>
-          startFunction(
-            group,
-            spec,
-            await freePort(),
-            functionEnv,
-            echo,
-            instances > 1 ? i + 1 : 0,
-            opts.functionLogDir,
-          ))
+        Array.from({ length: instances }, (_, i) => {
+          const port = freePort();
+          const instance = instances > 1 ? i + 1 : 0;
+          const start = () =>
+            startFunction(group, spec, port, functionEnv, echo, instance, opts.functionLogDir);
+          return start().then((fn) => {
+            sup.watch(fn.child.name, fn.child, async () => (await start()).child);
+            return fn;
+          });
+        })
       ),
     );
     await writePids();
@@ -345,19 +438,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         onListen: () => {},
       },
       createGatewayHandler({
-        port: ports.gateway,
-        postgrestUrl: postgrest.url,
+        postgrestUrl: `http://127.0.0.1:${ports.postgrest}`,
+        authUrl,
         keys,
         functions: gatewayFns,
         extraRoutes: opts.extraRoutes?.({ keys, gatewayUrl, simulatorUrl }),
-        health: () => ({
-          status: "ok",
-          services: {
-            rest: postgrest.url,
-            functions: gatewayFns.map((f) => f.name),
-            simulator: simulatorUrl ?? null,
-          },
-        }),
+        health: () =>
+          checkHealth({
+            supervisor: sup,
+            sql: healthSql,
+            postgrestAdminUrl: `http://127.0.0.1:${ports.postgrestAdmin}`,
+            authUrl,
+            simulatorUrl,
+            functions: started.map((f) => ({ name: f.name, process: f.child.name, port: f.port })),
+          }),
       }),
     );
     cleanups.push(async () => {
@@ -370,7 +464,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       url: gatewayUrl,
       restUrl: `${gatewayUrl}/rest/v1`,
       dbUrl,
-      postgrestUrl: postgrest.url,
+      superuserUrl,
+      migrator,
+      postgrestUrl: `http://127.0.0.1:${ports.postgrest}`,
+      authUrl,
       simulatorUrl,
       simulatorSecret: simulatorUrl ? simulatorSecret : undefined,
       keys,
@@ -378,6 +475,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       functionEnv,
       startupMs,
       timings,
+      failure,
       stop: stopAll,
     };
   } catch (e) {

@@ -78,6 +78,7 @@ try {
       STACK_JWT_SECRET: stack.keys.jwtSecret,
       STACK_ES256_JWK: JSON.stringify(stack.keys.es256PrivateJwk),
       STACK_DB_URL: stack.dbUrl,
+      STACK_DB_SUPERUSER_URL: stack.superuserUrl,
       STACK_POSTGREST_URL: stack.postgrestUrl,
       STACK_SIM_URL: stack.simulatorUrl ?? "",
       STACK_SIM_SECRET: stack.simulatorSecret ?? "",
@@ -88,7 +89,20 @@ try {
     },
     stdin: "null",
   }).spawn();
+  // The stack stopping itself mid-run (PostgreSQL gone, a service out of restarts) fails the run
+  // with its reason instead of a cascade of unrelated test failures.
+  let stackFailure: string | undefined;
+  stack.failure.then((reason) => {
+    stackFailure = reason;
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already done */ }
+  });
   code = (await child.status).code;
+  if (stackFailure) {
+    console.error(`\nthe test stack stopped during the run: ${stackFailure}`);
+    code = code || 1;
+  }
   const summary = await junitSummary(junitPath);
   // A plain closing line that any CI reads, whatever it knows of Deno's own report.
   if (summary) console.log(`\ntests: ${summary.passed} passed, ${summary.failed} failed`);

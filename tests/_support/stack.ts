@@ -1,5 +1,5 @@
 // What the test runner (dev/stack/test-runner.ts) tells the tests about the stack it started.
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { createClient, type Session, type SupabaseClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import type * as jose from "jose";
 import {
@@ -24,7 +24,10 @@ export const stack = {
   anonKey: required("STACK_ANON_KEY"),
   serviceRoleKey: required("STACK_SERVICE_ROLE_KEY"),
   jwtSecret: required("STACK_JWT_SECRET"),
+  /** `postgres`, not a superuser: what Supabase gives as the database URL. */
   dbUrl: required("STACK_DB_URL"),
+  /** The cluster's superuser (supabase_admin). */
+  superuserUrl: required("STACK_DB_SUPERUSER_URL"),
   postgrestUrl: required("STACK_POSTGREST_URL"),
   simulatorUrl: Deno.env.get("STACK_SIM_URL") ?? "",
   simulatorSecret: Deno.env.get("STACK_SIM_SECRET") ?? "",
@@ -83,5 +86,19 @@ export function userClient(accessToken: string): SupabaseClient {
 
 /** A superuser connection for setup and before/after snapshots; call `.end()` when done. */
 export function db() {
-  return postgres(stack.dbUrl, { max: 4, onnotice: () => {} });
+  return postgres(stack.superuserUrl, { max: 4, onnotice: () => {} });
+}
+
+/** The password supabase/seed.sql gives every demo user. */
+export const DEMO_PASSWORD = "demo-password";
+
+/**
+ * Signs in through Supabase Auth's API as the UI does (supabase-js `signInWithPassword`) and
+ * answers the session, or throws the Auth error.
+ */
+export async function signIn(email: string, password: string): Promise<Session> {
+  const client = createClient(stack.url, stack.anonKey, noSession);
+  const { data, error } = await client.auth.signInWithPassword({ email, password });
+  if (error) throw error;
+  return data.session;
 }

@@ -1,24 +1,45 @@
 // A real Chromium for the page tests, and a second origin to serve the page from, so every call
 // the page makes to the API is cross-origin and goes through a real CORS preflight.
 import { type Browser, chromium, type Page } from "playwright-core";
+import sparticuz from "@sparticuz/chromium";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stack } from "../_support/stack.ts";
 
-export const CHROMIUM = "/usr/bin/chromium";
+/** Debian's Chromium, used when the machine has it. */
+export const DEBIAN_CHROMIUM = "/usr/bin/chromium";
 export const SCREENSHOTS = fileURLToPath(new URL("../../test-output/browser/", import.meta.url));
+
+/**
+ * Debian's Chromium when installed, otherwise the one @sparticuz/chromium ships inside
+ * node_modules (so `npm ci` is all a machine needs), unpacked into the temp folder on first use.
+ */
+export async function chromiumPath(): Promise<string> {
+  if (await Deno.stat(DEBIAN_CHROMIUM).then(() => true, () => false)) return DEBIAN_CHROMIUM;
+  // The package hands out its temp-folder binary as soon as the file exists, so a second test run
+  // unpacking at the same moment would launch a half-written one: unpack one run at a time.
+  const lock = await Deno.open(join(tmpdir(), "wpp-connect-chromium.lock"), {
+    create: true,
+    write: true,
+  });
+  try {
+    await lock.lock(true);
+    return await sparticuz.executablePath();
+  } catch (e) {
+    throw new Error(
+      `the browser tests need Chromium: ${DEBIAN_CHROMIUM} is missing and @sparticuz/chromium ` +
+        `(npm ci installs it) could not unpack its own: ${(e as Error).message}`,
+    );
+  } finally {
+    lock.close();
+  }
+}
 
 /** Fails loudly without Chromium: a browser test that skips itself proves nothing. */
 export async function launchChromium(): Promise<Browser> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `the browser tests need Debian's Chromium at ${CHROMIUM}, which is missing: ` +
-        "install it with `apt-get update && apt-get install -y chromium` (.ci/run does this)",
-    );
-  }
   return await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: await chromiumPath(),
     args: [
       "--headless",
       "--no-sandbox",

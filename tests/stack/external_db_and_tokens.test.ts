@@ -14,7 +14,7 @@ const ports = { gateway: 0, db: 0, postgrest: 0, postgrestAdmin: 0, simulator: 0
 
 Deno.test("with DB_URL the stack migrates a database of its own on that server and drops it after", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "wpp-extdb-" });
-  const server = postgres(stack.dbUrl, { max: 1, onnotice: () => {} });
+  const server = postgres(stack.superuserUrl, { max: 1, onnotice: () => {} });
   const ours = () =>
     server<{ datname: string }[]>`
       select datname from pg_database where datname like 'wpp_connect_test_%'`;
@@ -24,13 +24,16 @@ Deno.test("with DB_URL the stack migrates a database of its own on that server a
       dataDir,
       ports,
       ephemeral: true,
-      externalDbUrl: stack.dbUrl,
+      externalDbUrl: stack.superuserUrl,
       simulator: false,
       skipProjectFunctions: true,
     });
     try {
       assert.equal((await ours()).length, before + 1, "a throwaway database was created");
       assert.notEqual(new URL(external.dbUrl).pathname, new URL(stack.dbUrl).pathname);
+      // This server's `postgres` is an ordinary role the password logs in: it migrates.
+      assert.equal(external.migrator, "postgres");
+      assert.equal(new URL(external.dbUrl).username, "postgres");
       // Migrated and seeded: the seeded organisation is there, behind RLS, through its PostgREST.
       const res = await fetch(`${external.restUrl}/organizations?select=id`, {
         headers: {

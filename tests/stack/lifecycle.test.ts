@@ -25,6 +25,7 @@ function startCommand(dataDir: string, ports: Record<string, number>): Started {
       POSTGREST_PORT: String(ports.rest),
       POSTGREST_ADMIN_PORT: String(ports.restAdmin),
       WPP_SIM_PORT: String(ports.sim),
+      AUTH_PORT: String(ports.auth),
       NO_COLOR: "1",
     },
     stdin: "null",
@@ -58,6 +59,7 @@ async function freePorts() {
     rest: await freePort(),
     restAdmin: await freePort(),
     sim: await freePort(),
+    auth: await freePort(),
   };
 }
 
@@ -194,5 +196,25 @@ Deno.test("a failing migration stops start-up with the file name and the databas
   } finally {
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     await Deno.remove(migDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a data directory from the old layout (superuser postgres) is refused: use --reset", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "wpp-oldlayout-" });
+  // What the earlier stack left: an initialised cluster, and no record of Supabase's layout.
+  await Deno.mkdir(join(dataDir, "db", "pgdata"), { recursive: true });
+  await Deno.writeTextFile(join(dataDir, "db", "pgdata", "PG_VERSION"), "15\n");
+  const run = startCommand(dataDir, await freePorts());
+  try {
+    assert.equal((await run.proc.status).code, 1);
+    await run.waitFor(/--reset/, 5_000);
+    const out = run.output();
+    assert.match(out, /created by an older version of the stack, whose superuser is 'postgres'/);
+    assert.match(out, /npm start -- --reset/);
+    assert.doesNotMatch(out, /at file:\/\//, "a message, not a stack trace");
+    await assert.rejects(Deno.stat(join(dataDir, "stack.pid.json")), Deno.errors.NotFound);
+  } finally {
+    await killStack(run, dataDir);
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });

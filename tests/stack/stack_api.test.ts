@@ -160,10 +160,18 @@ Deno.test("JWKS publishes only public keys and verifies a minted ES256 token", a
   }
 });
 
-Deno.test("the health route reports the services", async () => {
+Deno.test("the health route probes every service and every function process", async () => {
   const res = await fetch(`${stack.url}/health`);
   assert.equal(res.status, 200);
   const health = await res.json();
   assert.equal(health.status, "ok");
-  assert.ok(health.services.functions.includes("stack-probe"));
+  for (const service of ["postgres", "postgrest", "auth", "simulator"]) {
+    assert.equal(health.services[service]?.status, "up", `${service}: ${JSON.stringify(health)}`);
+    assert.equal(typeof health.services[service].pid, "number");
+  }
+  const processes = Object.keys(health.services.functions);
+  for (const name of ["stack-probe#1", "stack-probe#2", "wpp-create#1", "wpp-status#1"]) {
+    assert.ok(processes.includes(name), `${name} in ${processes}`);
+    assert.equal(health.services.functions[name].status, "up");
+  }
 });
