@@ -66,6 +66,10 @@ create table if not exists public.wpp_integration_state (
     default translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/=', '-_'),
   -- The secret is base64url (ASCII), so 'escape' decoding yields exactly its bytes.
   webhook_secret_hash bytea generated always as (sha256(decode(webhook_secret, 'escape'))) stored,
+  -- The hash of the secret last registered on the platform for `session`. A session made before
+  -- this project (its events still go to the CRM's old URL) or a registration that failed shows
+  -- as a mismatch, and the next refresh registers the current URL.
+  webhook_registered_hash bytea,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint wpp_integration_state_lease_pair

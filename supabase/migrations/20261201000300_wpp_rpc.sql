@@ -119,6 +119,7 @@ begin
     'ever_connected', v_current and p_state.ever_connected_at is not null,
     'disconnected', p_state.disconnected_at is not null and not p_row.is_active,
     'stop_pending', coalesce(p_state.stop_pending, false),
+    'webhook_current', v_current and p_state.webhook_registered_hash = p_state.webhook_secret_hash,
     'session_created_at', case when v_current then private.wpp_ms(p_state.session_created_at) end
   );
 end;
@@ -764,7 +765,8 @@ create or replace function public.wpp_refresh_end(
   p_session text,
   p_connection text default null,
   p_qr text default null,
-  p_observed_at timestamptz default null
+  p_observed_at timestamptz default null,
+  p_webhook_registered boolean default false
 ) returns jsonb
 language plpgsql
 security definer
@@ -788,13 +790,18 @@ begin
       p_connection, p_qr, coalesce(p_observed_at, clock_timestamp()));
   end if;
   update public.wpp_integration_state s
-     set refresh_lease_id = null, refresh_lease_expires_at = null
+     set refresh_lease_id = null, refresh_lease_expires_at = null,
+         -- The holder registered the URL of the secret current when its lease began; a rotation
+         -- since then would have needed a new session, which ends the lease first.
+         webhook_registered_hash = case
+           when p_webhook_registered and s.session = btrim(p_session) then s.webhook_secret_hash
+           else s.webhook_registered_hash end
    where s.integration_id = p_integration_id and s.refresh_lease_id = p_refresh_lease_id;
   return jsonb_build_object('released', found, 'applied', v_applied);
 end;
 $$;
 
-comment on function public.wpp_refresh_end(uuid, uuid, text, text, text, timestamptz) is
+comment on function public.wpp_refresh_end(uuid, uuid, text, text, text, timestamptz, boolean) is
   'service_role only. Stores what a refresh learned (if the session is still current and nothing newer is stored) and releases the refresh lease.';
 
 -- ---------------------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ export function fromStored(i: Integration): Observed {
 /** Whether the stored state answers this purpose without the platform. */
 export function storedIsEnough(i: Integration, purpose: Purpose, force: boolean): boolean {
   if (i.connection === "unknown") return false;
+  // The platform still posts this session's events elsewhere (a session made before this project
+  // was installed): the next refresh points them here.
+  if (!i.webhook_current) return false;
   // A poll with force:false, and a member's read, may show what is known even if it is old.
   if (!force && (purpose === "poll" || purpose === "read")) return true;
   if (!i.fresh) return false;
@@ -125,7 +128,7 @@ async function refresh(
   });
   let learned: Learned | undefined;
   try {
-    learned = await askPlatform(env, client, purpose, begin.webhook_secret!);
+    learned = await askPlatform(env, client, purpose, begin.webhook_secret!, begin.webhook_current);
     return {
       connection: learned.connection ?? "unknown",
       qr: learned.qr ?? null,
@@ -140,6 +143,7 @@ async function refresh(
       connection: learned?.connection,
       qr: learned?.qr,
       observedAt: learned?.at,
+      webhookRegistered: learned?.webhookRegistered,
     }).catch((e) => env.warn("refresh_end", e));
     await cacheNewToken(env, integration.integration_id, session, client);
   }
@@ -150,6 +154,7 @@ interface Learned {
   qr?: string;
   /** ms epoch, taken before asking. */
   at: number;
+  webhookRegistered?: boolean;
 }
 
 async function askPlatform(
@@ -157,27 +162,41 @@ async function askPlatform(
   client: SessionPort,
   purpose: Purpose,
   webhookSecret: string,
+  webhookCurrent: boolean,
 ): Promise<Learned> {
   const opts = { deadline: env.deadline };
   // Taken before asking: an event the platform sends while this request waits is newer.
   const at = env.now();
+  // Registering again is harmless (one URL per session). It repairs a create whose webhook step
+  // failed, and points a session made before this project at this project's receiver.
+  const register = async () => {
+    await client.registerWebhook(webhookUrl(env.webhookBaseUrl, webhookSecret), opts);
+    return true;
+  };
   if (purpose === "qr") {
     const qr = await client.getQr(opts);
-    return qr ? { connection: "qr", qr, at } : { at };
+    const webhookRegistered = webhookCurrent ? false : await register();
+    return qr ? { connection: "qr", qr, at, webhookRegistered } : { at, webhookRegistered };
   }
+
   const status = await client.accountStatus(opts);
-  if (status.connected) return { connection: "connected", at };
   const offline = OFFLINE_WORDS.has(status.status.toLowerCase());
-  if (purpose === "read") return offline ? { connection: "offline", at } : { at };
-  if (purpose === "poll") {
-    if (offline) return { connection: "offline", at };
-    const qr = await client.getQr(opts);
-    if (qr) return { connection: "qr", qr, at };
+  const registerIfStale = async () => webhookCurrent ? false : await register();
+  if (status.connected) {
+    return { connection: "connected", at, webhookRegistered: await registerIfStale() };
   }
-  // Registering again is harmless (one URL per session) and repairs a create whose webhook step
-  // failed, or a session whose URL still points at the old receiver.
-  await client.registerWebhook(webhookUrl(env.webhookBaseUrl, webhookSecret), opts);
-  return { ...fromStart(await client.startAccount(opts)), at };
+  if (purpose === "read" || (purpose === "poll" && offline)) {
+    const webhookRegistered = await registerIfStale();
+    return offline ? { connection: "offline", at, webhookRegistered } : { at, webhookRegistered };
+  }
+  if (purpose === "poll") {
+    const qr = await client.getQr(opts);
+    if (qr) return { connection: "qr", qr, at, webhookRegistered: await registerIfStale() };
+  }
+  // A click, or a poll with no QR yet: starting the account is what makes the platform issue one
+  // (and relinks an unlinked phone on a click).
+  const webhookRegistered = await register();
+  return { ...fromStart(await client.startAccount(opts)), at, webhookRegistered };
 }
 
 function fromStart(

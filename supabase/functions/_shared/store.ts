@@ -41,6 +41,8 @@ export const IntegrationSchema = z.object({
   ever_connected: z.boolean(),
   disconnected: z.boolean(),
   stop_pending: z.boolean(),
+  /** The platform posts this session's events to the current webhook URL. */
+  webhook_current: z.boolean(),
   session_created_at: ms,
 });
 export type Integration = z.infer<typeof IntegrationSchema>;
@@ -185,6 +187,8 @@ export interface WppStore {
     connection?: Exclude<Connection, "unknown">;
     qr?: string;
     observedAt?: number;
+    /** The current webhook URL was registered on the platform by this refresh. */
+    webhookRegistered?: boolean;
   }): Promise<void>;
   webhookEvent(input: {
     secretHash: string;
@@ -298,6 +302,7 @@ export function createSupabaseStore(client: SupabaseClient, tuning: Tuning): Sto
           p_connection: i.connection ?? null,
           p_qr: i.qr ?? null,
           p_observed_at: iso(i.observedAt),
+          p_webhook_registered: i.webhookRegistered ?? false,
         }, nothing);
       },
       webhookEvent: (i) =>

@@ -326,11 +326,13 @@ async function create(
     : Promise.resolve();
   const client = env.platform.forSession({ apiKey: created.apiKey, session: created.session });
   let learned: { status: ClickStatus; qrcode?: string; at: number } | undefined;
+  let webhookRegistered = false;
   try {
     const opts = { deadline: env.deadline };
     const token = await client.getToken({ ...opts, freshKey: true });
     await env.store.storeToken(begin.integration_id, created.session, token.token, token.expiresAt);
     await client.registerWebhook(webhookUrl(env.webhookBaseUrl, completed.webhook_secret), opts);
+    webhookRegistered = true;
     const at = env.now();
     learned = { ...fromStart(await client.startAccount(opts)), at };
     return {
@@ -367,6 +369,7 @@ async function create(
         : undefined,
       qr: learned?.qrcode,
       observedAt: learned?.at,
+      webhookRegistered,
     }).catch((e) => env.warn("refresh_end", e));
     await stopping;
   }
