@@ -2,7 +2,8 @@
 -- Runs after the migrations (supabase db reset, or the local stack on a fresh database). The ids
 -- are fixed because dev/stack/demo-users.ts and the docs refer to them. Re-running is harmless.
 --
--- Every demo user's password is "demo-password" (only meaningful with a real Supabase Auth).
+-- Every demo user's password is "demo-password": the local auth stand-in and a real Supabase Auth
+-- (GoTrue) both sign them in.
 
 insert into auth.users
   (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
@@ -58,20 +59,31 @@ insert into public.organizations (id, name) values
 on conflict do nothing;
 
 -- loner@demo.local deliberately has no profile: a signed-in user outside any organisation.
-insert into public.profiles (id, organization_id, role) values
-  ('a0000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'owner'),
-  ('a0000000-0000-4000-8000-000000000002', '11111111-1111-4111-8111-111111111111', 'admin'),
-  ('a0000000-0000-4000-8000-000000000003', '11111111-1111-4111-8111-111111111111', 'member'),
-  ('b0000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'admin')
+insert into public.profiles (id, organization_id, email) values
+  ('a0000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'owner@demo.local'),
+  ('a0000000-0000-4000-8000-000000000002', '11111111-1111-4111-8111-111111111111', 'admin@demo.local'),
+  ('a0000000-0000-4000-8000-000000000003', '11111111-1111-4111-8111-111111111111', 'member@demo.local'),
+  ('b0000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'admin@other.local')
+on conflict do nothing;
+
+-- Roles as the CRM keeps them: several per user; owner and admin may connect WhatsApp. The
+-- member is a CRM 'manager', which sees the status only.
+insert into public.user_roles (user_id, role) values
+  ('a0000000-0000-4000-8000-000000000001', 'owner'),
+  ('a0000000-0000-4000-8000-000000000002', 'admin'),
+  ('a0000000-0000-4000-8000-000000000002', 'teacher'),
+  ('a0000000-0000-4000-8000-000000000003', 'manager'),
+  ('b0000000-0000-4000-8000-000000000001', 'admin')
 on conflict do nothing;
 
 -- The bug this project fixes, as it looks in an old database: a row holding the placeholder
--- 'client_system' instead of a real session. The repair migration ran before this seed, so the
--- row keeps session_state 'ok'; wpp_session_is_valid still rejects it (placeholder), and
--- "Connect WhatsApp" in Other CRM creates a new session in this same row. Demo CRM has no
--- integration yet: its first click inserts one.
+-- 'client_system' instead of a real session, not primary (the CRM's default), with a setting of
+-- its own. The repair migration ran before this seed, so the row is not marked yet; it is still
+-- never reused (placeholders are not sessions), and "Connect WhatsApp" in Other CRM creates a new
+-- session in this same row, keeping "greeting". Demo CRM has no integration yet: its first click
+-- inserts one.
 insert into public.messenger_integrations
-  (id, organization_id, messenger_type, provider, name, is_active, is_primary, settings)
+  (id, organization_id, messenger_type, provider, name, is_active, is_primary, webhook_key, settings)
 values (
   '33333333-3333-4333-8333-333333333333',
   '22222222-2222-4222-8222-222222222222',
@@ -79,7 +91,8 @@ values (
   'wpp',
   'WhatsApp',
   true,
-  true,
+  false,
+  'crm-visible-webhook-key-0001',
   '{"wppAccountNumber": "client_system", "wppApiKey": "legacy-key-0000000000", "greeting": "hi"}'::jsonb
 )
 on conflict do nothing;

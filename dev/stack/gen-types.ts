@@ -30,12 +30,6 @@ const HEADER =
 // \`npm test\` fails while this file does not match the migrations.
 `;
 
-/**
- * The generator only knows that jsonb is Json: the shapes the RPCs return are written by hand
- * below this line, and every regeneration carries them over unchanged.
- */
-export const HAND_WRITTEN_MARKER = "(hand-written; not produced by the generator)";
-
 export interface GenerateOptions {
   /** A superuser URL of a server for the throwaway database; none: a throwaway cluster. */
   serverUrl?: string;
@@ -85,15 +79,6 @@ async function run(
   return stdout;
 }
 
-/** The hand-written tail of the current file (from its marker on), or "". */
-export function handWrittenPart(text: string): string {
-  const lines = text.split("\n");
-  let at = lines.findIndex((l) => l.includes(HAND_WRITTEN_MARKER));
-  if (at < 0) return "";
-  if (at > 0 && /^\/\/ -{10,}$/.test(lines[at - 1])) at--;
-  return lines.slice(at).join("\n");
-}
-
 /** `deno fmt`'s output, run until it stops changing (one pass can leave work for the next). */
 async function format(text: string): Promise<string> {
   for (let pass = 0; pass < 4; pass++) {
@@ -137,11 +122,8 @@ async function generateFrom(serverUrl: string, opts: GenerateOptions): Promise<s
   }
 }
 
-/** The file as it should be: header, generated types, then the hand-written part kept as is. */
-export async function generateTypesFile(
-  current: string,
-  opts: GenerateOptions = {},
-): Promise<string> {
+/** The file as it should be: the header, then the generated types. */
+export async function generateTypesFile(opts: GenerateOptions = {}): Promise<string> {
   let generated: string;
   if (opts.serverUrl) {
     generated = await generateFrom(opts.serverUrl, opts);
@@ -163,8 +145,7 @@ export async function generateTypesFile(
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   }
-  const kept = handWrittenPart(current);
-  return await format(`${HEADER}\n${generated.trim()}\n${kept ? `\n${kept}` : ""}`);
+  return await format(`${HEADER}\n${generated.trim()}\n`);
 }
 
 function freePort(): number {
@@ -221,7 +202,7 @@ if (import.meta.main) {
   const out = flag("--out") ?? TYPES_FILE;
   const current = await Deno.readTextFile(out).catch(() => "");
   try {
-    const wanted = await generateTypesFile(current, {
+    const wanted = await generateTypesFile({
       serverUrl: flag("--db-url") ?? (Deno.env.get("DB_URL") || undefined),
       password: Deno.env.get("DB_PASSWORD") || undefined,
       migrationsDir: flag("--migrations"),

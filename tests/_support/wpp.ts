@@ -33,7 +33,11 @@ export async function createUser(orgId: string | null, role: Role): Promise<Test
   const email = `${userId.slice(0, 8)}@test.local`;
   await sql`insert into auth.users (id, email) values (${userId}, ${email})`;
   if (orgId) {
-    await sql`insert into public.profiles (id, organization_id, role) values (${userId}, ${orgId}, ${role})`;
+    await sql`insert into public.profiles (id, organization_id, email) values (${userId}, ${orgId}, ${email})`;
+    // The CRM's roles: owner and admin may connect; a 'manager' is one of the CRM's other roles.
+    await sql`insert into public.user_roles (user_id, role) values (${userId}, ${
+      role === "member" ? "manager" : role
+    })`;
   }
   return { userId, email, token: await mintUserToken(userId, { email }) };
 }
@@ -101,27 +105,33 @@ export interface IntegrationRow {
   id: string;
   organization_id: string;
   settings: Record<string, unknown>;
-  session_state: string;
-  provision_lease_id: string | null;
-  webhook_key: string;
   is_active: boolean;
   is_primary: boolean;
+  /** The CRM's own key (shown to members), not this project's webhook secret. */
+  webhook_key: string;
+  /** From wpp_integration_state (null when the row has none yet). */
+  session_state: string | null;
+  lease_id: string | null;
+  webhook_secret: string | null;
+  connection: string | null;
+  qr: string | null;
 }
 
 export async function integrations(orgId: string): Promise<IntegrationRow[]> {
   return await sql<IntegrationRow[]>`
-    select id, organization_id, settings, session_state, provision_lease_id, webhook_key,
-           is_active, is_primary
-      from public.messenger_integrations
-     where organization_id = ${orgId} and provider = 'wpp'
-     order by created_at`;
+    select i.id, i.organization_id, i.settings, i.is_active, i.is_primary, i.webhook_key,
+           s.session_state, s.lease_id, s.webhook_secret, s.connection, s.qr
+      from public.messenger_integrations i
+      left join public.wpp_integration_state s on s.integration_id = i.id
+     where i.organization_id = ${orgId} and i.provider = 'wpp'
+     order by i.created_at, i.id`;
 }
 
 export async function events(
   orgId: string,
 ): Promise<{ action: string; details: Record<string, unknown> }[]> {
   return await sql<{ action: string; details: Record<string, unknown> }[]>`
-    select action, details from public.integration_events
+    select action, details from public.wpp_integration_events
      where organization_id = ${orgId} order by created_at, id`;
 }
 
@@ -129,7 +139,8 @@ export async function events(
 export async function snapshot(): Promise<string> {
   const [rows] = await sql`
     select (select coalesce(jsonb_agg(to_jsonb(m) order by m.id), '[]') from public.messenger_integrations m) as integrations,
-           (select count(*) from public.integration_events) as events`;
+           (select count(*) from public.wpp_integration_events) as events,
+           (select coalesce(jsonb_agg(to_jsonb(s) order by s.integration_id), '[]') from public.wpp_integration_state s) as state`;
   const calls = await sim.calls();
   return JSON.stringify({ rows, calls });
 }

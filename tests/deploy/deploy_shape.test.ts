@@ -23,8 +23,8 @@ interface Refusal {
 
 /** What a POST without credentials gets, per function; functions not listed answer the default. */
 const UNAUTHENTICATED: Record<string, Refusal> = {
-  // A function that is not called with a user token goes here with its own answer, e.g. a
-  // webhook whose URL lacks its secret: { status: 404, code: "not_found" }.
+  // The platform's events carry no user token; a URL without the webhook secret is unknown.
+  "wpp-webhook": { status: 404, code: "not_found" },
 };
 const DEFAULT_UNAUTHENTICATED: Refusal = { status: 401, code: "unauthorized" };
 

@@ -51,7 +51,7 @@ Deno.test({
         assert.equal(row.settings.wppApiKey, apiKey);
         assert.equal(typeof row.settings.wppJwtToken, "string");
         assert.ok(Number(row.settings.wppJwtExpiresAt) > Date.now());
-        assert.equal(row.provision_lease_id, null, "the lease is released");
+        assert.equal(row.lease_id, null, "the lease is released");
 
         const calls = await sim.calls();
         assert.deepEqual(
@@ -337,7 +337,7 @@ Deno.test({
           `${c.name}: CORS on errors`,
         );
         const [row] = await integrations(org.orgId);
-        assert.equal(row.provision_lease_id, null, `${c.name}: lease released`);
+        assert.equal(row.lease_id, null, `${c.name}: lease released`);
         const s = row.settings;
         if (c.stored) {
           assert.match(String(s.wppAccountNumber), SESSION_RE, `${c.name}: new session kept`);

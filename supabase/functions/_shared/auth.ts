@@ -6,7 +6,6 @@ import { AppError } from "./errors.ts";
 
 export interface Caller {
   userId: string;
-  email: string | null;
 }
 
 export type TokenVerifier = (authorization: string | null) => Promise<Caller>;
@@ -15,7 +14,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ASYMMETRIC = ["ES256", "RS256", "EdDSA"];
 
 export function createTokenVerifier(
-  opts: { jwtSecret?: string; jwksUrl: string; now?: () => number },
+  opts: { jwtSecret?: string; jwksUrl: string; issuer?: string; now?: () => number },
 ): TokenVerifier {
   const secret = opts.jwtSecret ? new TextEncoder().encode(opts.jwtSecret) : undefined;
   // jose caches the key set and refetches it on an unknown kid (key rotation), with a cooldown.
@@ -45,6 +44,9 @@ export function createTokenVerifier(
     try {
       const options: jose.JWTVerifyOptions = {
         audience: "authenticated",
+        // A token without an expiry would be a credential for ever.
+        requiredClaims: ["exp"],
+        issuer: opts.issuer,
         currentDate: opts.now ? new Date(opts.now()) : undefined,
       };
       if (alg === "HS256") {
@@ -59,7 +61,11 @@ export function createTokenVerifier(
       if (e instanceof AppError) throw e;
       if (e instanceof jose.errors.JWTExpired) throw unauthorized("the access token has expired");
       if (e instanceof jose.errors.JWTClaimValidationFailed) {
-        throw unauthorized(`the access token is not a user token (${e.claim} claim)`);
+        throw unauthorized(
+          e.reason === "missing"
+            ? `the access token has no ${e.claim} claim`
+            : `the access token is not a user token for this project (${e.claim} claim)`,
+        );
       }
       if (e instanceof jose.errors.JWKSTimeout || !(e instanceof jose.errors.JOSEError)) {
         throw unauthorized("the access token could not be verified");
@@ -74,9 +80,6 @@ export function createTokenVerifier(
     if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
       throw unauthorized("the access token has no user id");
     }
-    return {
-      userId: payload.sub.toLowerCase(),
-      email: typeof payload.email === "string" ? payload.email : null,
-    };
+    return { userId: payload.sub.toLowerCase() };
   };
 }

@@ -4,7 +4,8 @@ import { AppError } from "./errors.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
-async function readCapped(req: Request, limit: number): Promise<Uint8Array> {
+// No return annotation: the inferred type stays a BodyInit on both TypeScript 5.6 (Deno 2.1) and 5.9.
+export async function readCapped(req: Request, limit: number) {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) {
     throw new AppError("payload_too_large", `request body exceeds ${limit} bytes`);
@@ -30,6 +31,10 @@ async function readCapped(req: Request, limit: number): Promise<Uint8Array> {
     at += c.byteLength;
   }
   return out;
+}
+
+export function describeIssues(issues: z.core.$ZodIssue[]): string {
+  return issues.map(describeIssue).join("; ");
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -69,7 +74,7 @@ export async function parseJsonBody<T extends z.ZodType>(
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new AppError("invalid_body", parsed.error.issues.map(describeIssue).join("; "));
+    throw new AppError("invalid_body", describeIssues(parsed.error.issues));
   }
   return parsed.data;
 }

@@ -19,7 +19,188 @@ export type Database = {
   };
   public: {
     Tables: {
-      integration_events: {
+      messenger_integrations: {
+        Row: {
+          created_at: string;
+          id: string;
+          is_active: boolean;
+          is_primary: boolean;
+          messenger_type: string;
+          name: string;
+          organization_id: string;
+          priority: number | null;
+          provider: string;
+          settings: NonNullable<Json>;
+          updated_at: string;
+          webhook_key: string;
+        };
+        Insert: {
+          created_at?: string;
+          id?: string;
+          is_active?: boolean;
+          is_primary?: boolean;
+          messenger_type: string;
+          name?: string;
+          organization_id: string;
+          priority?: number | null;
+          provider: string;
+          settings?: NonNullable<Json>;
+          updated_at?: string;
+          webhook_key?: string;
+        };
+        Update: {
+          created_at?: string;
+          id?: string;
+          is_active?: boolean;
+          is_primary?: boolean;
+          messenger_type?: string;
+          name?: string;
+          organization_id?: string;
+          priority?: number | null;
+          provider?: string;
+          settings?: NonNullable<Json>;
+          updated_at?: string;
+          webhook_key?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "messenger_integrations_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      organizations: {
+        Row: {
+          created_at: string;
+          id: string;
+          logo_url: string | null;
+          name: string;
+          slug: string | null;
+          updated_at: string;
+        };
+        Insert: {
+          created_at?: string;
+          id?: string;
+          logo_url?: string | null;
+          name: string;
+          slug?: string | null;
+          updated_at?: string;
+        };
+        Update: {
+          created_at?: string;
+          id?: string;
+          logo_url?: string | null;
+          name?: string;
+          slug?: string | null;
+          updated_at?: string;
+        };
+        Relationships: [];
+      };
+      profiles: {
+        Row: {
+          created_at: string;
+          email: string | null;
+          first_name: string | null;
+          id: string;
+          last_name: string | null;
+          organization_id: string | null;
+          updated_at: string;
+        };
+        Insert: {
+          created_at?: string;
+          email?: string | null;
+          first_name?: string | null;
+          id: string;
+          last_name?: string | null;
+          organization_id?: string | null;
+          updated_at?: string;
+        };
+        Update: {
+          created_at?: string;
+          email?: string | null;
+          first_name?: string | null;
+          id?: string;
+          last_name?: string | null;
+          organization_id?: string | null;
+          updated_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "profiles_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      user_roles: {
+        Row: {
+          created_at: string;
+          id: string;
+          role: Database["public"]["Enums"]["app_role"];
+          user_id: string;
+        };
+        Insert: {
+          created_at?: string;
+          id?: string;
+          role: Database["public"]["Enums"]["app_role"];
+          user_id: string;
+        };
+        Update: {
+          created_at?: string;
+          id?: string;
+          role?: Database["public"]["Enums"]["app_role"];
+          user_id?: string;
+        };
+        Relationships: [];
+      };
+      wpp_idempotency_keys: {
+        Row: {
+          claim_expires_at: string | null;
+          claim_id: string | null;
+          created_at: string;
+          expires_at: string;
+          fingerprint: string;
+          http_status: number | null;
+          key: string;
+          organization_id: string;
+          response: Json | null;
+          state: string;
+          user_id: string;
+        };
+        Insert: {
+          claim_expires_at?: string | null;
+          claim_id?: string | null;
+          created_at?: string;
+          expires_at: string;
+          fingerprint: string;
+          http_status?: number | null;
+          key: string;
+          organization_id: string;
+          response?: Json | null;
+          state: string;
+          user_id: string;
+        };
+        Update: {
+          claim_expires_at?: string | null;
+          claim_id?: string | null;
+          created_at?: string;
+          expires_at?: string;
+          fingerprint?: string;
+          http_status?: number | null;
+          key?: string;
+          organization_id?: string;
+          response?: Json | null;
+          state?: string;
+          user_id?: string;
+        };
+        Relationships: [];
+      };
+      wpp_integration_events: {
         Row: {
           action: string;
           actor_user_id: string | null;
@@ -49,139 +230,122 @@ export type Database = {
         };
         Relationships: [
           {
-            foreignKeyName: "integration_events_integration_id_fkey";
+            foreignKeyName: "wpp_integration_events_integration_id_fkey";
             columns: ["integration_id"];
             isOneToOne: false;
             referencedRelation: "messenger_integrations";
             referencedColumns: ["id"];
           },
           {
-            foreignKeyName: "integration_events_integration_id_fkey";
+            foreignKeyName: "wpp_integration_events_integration_id_fkey";
             columns: ["integration_id"];
             isOneToOne: false;
             referencedRelation: "messenger_integrations_public";
             referencedColumns: ["id"];
           },
-          {
-            foreignKeyName: "integration_events_organization_id_fkey";
-            columns: ["organization_id"];
-            isOneToOne: false;
-            referencedRelation: "organizations";
-            referencedColumns: ["id"];
-          },
         ];
       };
-      messenger_integrations: {
+      wpp_integration_state: {
         Row: {
+          checked_at: string | null;
+          connection: string;
+          connection_at: string | null;
+          cooldown_until: string | null;
           created_at: string;
-          id: string;
-          is_active: boolean;
-          is_primary: boolean;
+          disconnected_at: string | null;
+          ever_connected_at: string | null;
+          integration_id: string;
           last_provision_error: string | null;
-          messenger_type: string;
-          name: string;
+          lease_expires_at: string | null;
+          lease_id: string | null;
+          lease_reason: string | null;
           organization_id: string;
-          provider: string;
-          provision_lease_expires_at: string | null;
-          provision_lease_id: string | null;
-          provision_lease_reason: string | null;
-          public_settings: Json | null;
+          qr: string | null;
+          qr_at: string | null;
+          refresh_lease_expires_at: string | null;
+          refresh_lease_id: string | null;
+          repair_reason: string | null;
+          replaced_sessions: string[];
+          session: string | null;
+          session_created_at: string | null;
           session_state: string;
-          settings: NonNullable<Json>;
+          stop_pending: boolean;
           updated_at: string;
-          webhook_key: string;
+          webhook_registered_hash: string | null;
+          webhook_secret: string;
+          webhook_secret_hash: string | null;
         };
         Insert: {
+          checked_at?: string | null;
+          connection?: string;
+          connection_at?: string | null;
+          cooldown_until?: string | null;
           created_at?: string;
-          id?: string;
-          is_active?: boolean;
-          is_primary?: boolean;
+          disconnected_at?: string | null;
+          ever_connected_at?: string | null;
+          integration_id: string;
           last_provision_error?: string | null;
-          messenger_type: string;
-          name?: string;
+          lease_expires_at?: string | null;
+          lease_id?: string | null;
+          lease_reason?: string | null;
           organization_id: string;
-          provider: string;
-          provision_lease_expires_at?: string | null;
-          provision_lease_id?: string | null;
-          provision_lease_reason?: string | null;
-          public_settings?: never;
+          qr?: string | null;
+          qr_at?: string | null;
+          refresh_lease_expires_at?: string | null;
+          refresh_lease_id?: string | null;
+          repair_reason?: string | null;
+          replaced_sessions?: string[];
+          session?: string | null;
+          session_created_at?: string | null;
           session_state?: string;
-          settings?: NonNullable<Json>;
+          stop_pending?: boolean;
           updated_at?: string;
-          webhook_key?: string;
+          webhook_registered_hash?: string | null;
+          webhook_secret?: string;
+          webhook_secret_hash?: never;
         };
         Update: {
+          checked_at?: string | null;
+          connection?: string;
+          connection_at?: string | null;
+          cooldown_until?: string | null;
           created_at?: string;
-          id?: string;
-          is_active?: boolean;
-          is_primary?: boolean;
+          disconnected_at?: string | null;
+          ever_connected_at?: string | null;
+          integration_id?: string;
           last_provision_error?: string | null;
-          messenger_type?: string;
-          name?: string;
+          lease_expires_at?: string | null;
+          lease_id?: string | null;
+          lease_reason?: string | null;
           organization_id?: string;
-          provider?: string;
-          provision_lease_expires_at?: string | null;
-          provision_lease_id?: string | null;
-          provision_lease_reason?: string | null;
-          public_settings?: never;
+          qr?: string | null;
+          qr_at?: string | null;
+          refresh_lease_expires_at?: string | null;
+          refresh_lease_id?: string | null;
+          repair_reason?: string | null;
+          replaced_sessions?: string[];
+          session?: string | null;
+          session_created_at?: string | null;
           session_state?: string;
-          settings?: NonNullable<Json>;
+          stop_pending?: boolean;
           updated_at?: string;
-          webhook_key?: string;
+          webhook_registered_hash?: string | null;
+          webhook_secret?: string;
+          webhook_secret_hash?: never;
         };
         Relationships: [
           {
-            foreignKeyName: "messenger_integrations_organization_id_fkey";
-            columns: ["organization_id"];
-            isOneToOne: false;
-            referencedRelation: "organizations";
+            foreignKeyName: "wpp_integration_state_integration_id_fkey";
+            columns: ["integration_id"];
+            isOneToOne: true;
+            referencedRelation: "messenger_integrations";
             referencedColumns: ["id"];
           },
-        ];
-      };
-      organizations: {
-        Row: {
-          created_at: string;
-          id: string;
-          name: string;
-        };
-        Insert: {
-          created_at?: string;
-          id?: string;
-          name: string;
-        };
-        Update: {
-          created_at?: string;
-          id?: string;
-          name?: string;
-        };
-        Relationships: [];
-      };
-      profiles: {
-        Row: {
-          created_at: string;
-          id: string;
-          organization_id: string | null;
-          role: string;
-        };
-        Insert: {
-          created_at?: string;
-          id: string;
-          organization_id?: string | null;
-          role?: string;
-        };
-        Update: {
-          created_at?: string;
-          id?: string;
-          organization_id?: string | null;
-          role?: string;
-        };
-        Relationships: [
           {
-            foreignKeyName: "profiles_organization_id_fkey";
-            columns: ["organization_id"];
-            isOneToOne: false;
-            referencedRelation: "organizations";
+            foreignKeyName: "wpp_integration_state_integration_id_fkey";
+            columns: ["integration_id"];
+            isOneToOne: true;
+            referencedRelation: "messenger_integrations_public";
             referencedColumns: ["id"];
           },
         ];
@@ -205,6 +369,8 @@ export type Database = {
     Views: {
       messenger_integrations_public: {
         Row: {
+          connection: string | null;
+          connection_checked_at: string | null;
           created_at: string | null;
           id: string | null;
           is_active: boolean | null;
@@ -214,34 +380,8 @@ export type Database = {
           organization_id: string | null;
           provider: string | null;
           public_settings: Json | null;
-          session_state: string | null;
+          session: string | null;
           updated_at: string | null;
-        };
-        Insert: {
-          created_at?: string | null;
-          id?: string | null;
-          is_active?: boolean | null;
-          is_primary?: boolean | null;
-          messenger_type?: string | null;
-          name?: string | null;
-          organization_id?: string | null;
-          provider?: string | null;
-          public_settings?: Json | null;
-          session_state?: string | null;
-          updated_at?: string | null;
-        };
-        Update: {
-          created_at?: string | null;
-          id?: string | null;
-          is_active?: boolean | null;
-          is_primary?: boolean | null;
-          messenger_type?: string | null;
-          name?: string | null;
-          organization_id?: string | null;
-          provider?: string | null;
-          public_settings?: Json | null;
-          session_state?: string | null;
-          updated_at?: string | null;
         };
         Relationships: [
           {
@@ -256,18 +396,65 @@ export type Database = {
     };
     Functions: {
       strip_secret_settings: { Args: { p_settings: Json }; Returns: Json };
-      wpp_caller_context: { Args: { p_user_id: string }; Returns: Json };
-      wpp_integration_for_status: {
-        Args: { p_organization_id: string };
+      wpp_context: {
+        Args: {
+          p_fresh_seconds?: number;
+          p_integration_id?: string;
+          p_session?: string;
+          p_user_id: string;
+        };
         Returns: Json;
+      };
+      wpp_disconnect: {
+        Args: {
+          p_actor: string;
+          p_integration_id: string;
+          p_organization_id: string;
+        };
+        Returns: Json;
+      };
+      wpp_disconnect_stopped: {
+        Args: {
+          p_actor?: string;
+          p_details?: Json;
+          p_integration_id: string;
+          p_ok: boolean;
+          p_session: string;
+        };
+        Returns: undefined;
+      };
+      wpp_idempotency_claim: {
+        Args: {
+          p_claim_seconds?: number;
+          p_fingerprint: string;
+          p_key: string;
+          p_organization_id: string;
+          p_ttl_seconds?: number;
+          p_user_id: string;
+        };
+        Returns: Json;
+      };
+      wpp_idempotency_finish: {
+        Args: {
+          p_claim_id: string;
+          p_http_status: number;
+          p_key: string;
+          p_response: Json;
+          p_user_id: string;
+        };
+        Returns: undefined;
       };
       wpp_provision_begin: {
         Args: {
-          p_actor?: string;
+          p_actor: string;
           p_dead_session?: string;
-          p_force?: boolean;
+          p_fresh_seconds?: number;
+          p_integration_id?: string;
           p_lease_seconds?: number;
+          p_max_numbers?: number;
+          p_mode?: string;
           p_organization_id: string;
+          p_repeat_window_seconds?: number;
         };
         Returns: Json;
       };
@@ -277,9 +464,8 @@ export type Database = {
           p_api_key: string;
           p_details?: Json;
           p_integration_id: string;
-          p_jwt_expires_at?: number;
-          p_jwt_token?: string;
           p_lease_id: string;
+          p_refresh_lease_seconds?: number;
           p_session: string;
         };
         Returns: Json;
@@ -287,9 +473,11 @@ export type Database = {
       wpp_provision_fail: {
         Args: {
           p_actor?: string;
+          p_cooldown_seconds?: number;
           p_details?: Json;
           p_integration_id: string;
           p_lease_id: string;
+          p_outcome_unknown?: boolean;
           p_reason: string;
         };
         Returns: Json;
@@ -304,12 +492,34 @@ export type Database = {
         };
         Returns: undefined;
       };
+      wpp_refresh_begin: {
+        Args: {
+          p_fresh_seconds?: number;
+          p_integration_id: string;
+          p_lease_seconds?: number;
+          p_session: string;
+          p_with_qr?: boolean;
+        };
+        Returns: Json;
+      };
+      wpp_refresh_end: {
+        Args: {
+          p_connection?: string;
+          p_integration_id: string;
+          p_observed_at?: string;
+          p_qr?: string;
+          p_refresh_lease_id: string;
+          p_session: string;
+          p_webhook_registered?: boolean;
+        };
+        Returns: Json;
+      };
       wpp_repair_legacy_sessions: {
         Args: Record<PropertyKey, never>;
         Returns: number;
       };
       wpp_session_is_valid: {
-        Args: { session_state: string; settings: Json };
+        Args: { p_session_state: string; p_settings: Json };
         Returns: boolean;
       };
       wpp_store_token: {
@@ -321,9 +531,35 @@ export type Database = {
         };
         Returns: boolean;
       };
+      wpp_webhook_event: {
+        Args: {
+          p_account?: string;
+          p_connection?: string;
+          p_event_at?: string;
+          p_qr?: string;
+          p_secret_hash: string;
+        };
+        Returns: Json;
+      };
     };
     Enums: {
-      [_ in never]: never;
+      app_role:
+        | "admin"
+        | "moderator"
+        | "user"
+        | "teacher"
+        | "manager"
+        | "owner"
+        | "branch_manager"
+        | "methodist"
+        | "head_teacher"
+        | "sales_manager"
+        | "marketing_manager"
+        | "accountant"
+        | "receptionist"
+        | "support"
+        | "student"
+        | "parent";
     };
     CompositeTypes: {
       [_ in never]: never;
@@ -447,102 +683,25 @@ export type CompositeTypes<
 
 export const Constants = {
   public: {
-    Enums: {},
+    Enums: {
+      app_role: [
+        "admin",
+        "moderator",
+        "user",
+        "teacher",
+        "manager",
+        "owner",
+        "branch_manager",
+        "methodist",
+        "head_teacher",
+        "sales_manager",
+        "marketing_manager",
+        "accountant",
+        "receptionist",
+        "support",
+        "student",
+        "parent",
+      ],
+    },
   },
-} as const;
-
-// ---------------------------------------------------------------------------------------------
-// Shapes of the jsonb the RPCs return (hand-written; not produced by the generator).
-// ---------------------------------------------------------------------------------------------
-
-export type OrganizationRole = "owner" | "admin" | "member";
-
-/** public.wpp_caller_context(p_user_id) */
-export interface WppCallerContext {
-  organization_id: string | null;
-  role: OrganizationRole | null;
-}
-
-export type WppProvisionDecision = "reuse" | "create" | "busy";
-
-export type WppProvisionReason =
-  | "valid_session"
-  | "no_integration"
-  | "placeholder_session"
-  | "missing_credentials"
-  | "needs_new_session"
-  | "dead_key"
-  | "forced"
-  | "lease_held";
-
-/**
- * public.wpp_provision_begin(...). Every key is always present (null when it does not apply).
- * Contains credentials: service_role only, never forward it to a browser.
- */
-export interface WppProvisionBeginResult {
-  decision: WppProvisionDecision;
-  reason: WppProvisionReason;
-  integration_id: string;
-  organization_id: string;
-  /** create: the lease to pass to complete/fail. */
-  lease_id: string | null;
-  /** create: when the new lease runs out; busy: when the held one does. ISO timestamp. */
-  lease_expires_at: string | null;
-  /** busy: whole seconds until the held lease runs out, at least 1. */
-  retry_after_seconds: number | null;
-  /** What is stored now (for create: the session being replaced, possibly a placeholder). */
-  session: string | null;
-  api_key: string | null;
-  jwt_token: string | null;
-  /** ms since the epoch */
-  jwt_expires_at: number | null;
-  webhook_key: string;
-  /** create: the replaced session, when it looked real, so it can be stopped on the platform. */
-  old_session: string | null;
-  old_api_key: string | null;
-  /** create only: an expired lease of another request was taken over. */
-  lease_taken_over?: boolean;
-  /** When the stored session was created (ms since the epoch), null for sessions stored before. */
-  session_created_at: number | null;
-}
-
-/** public.wpp_provision_complete(...) */
-export interface WppProvisionCompleteResult {
-  integration_id: string;
-  session: string;
-}
-
-/** public.wpp_provision_fail(...) */
-export interface WppProvisionFailResult {
-  released: boolean;
-}
-
-export type IntegrationEventAction =
-  | "created"
-  | "reused"
-  | "recreated"
-  | "repaired"
-  | "failed"
-  | "session_stopped"
-  | "stop_failed"
-  | "token_refreshed"
-  | "token_failed"
-  | "webhook_registered"
-  | "webhook_failed"
-  | "dead_key_detected"
-  | "lease_taken_over";
-
-/**
- * SQLSTATEs the provisioning functions raise on purpose; PostgREST returns them as `code`
- * (HTTP 400) and the message starts with the stable word before the colon.
- */
-export const WPP_DB_ERRORS = {
-  /** invalid_argument: a required argument is missing or out of range */
-  invalidArgument: "WP400",
-  /** organization_not_found: / integration_not_found: */
-  notFound: "WP404",
-  /** lease_lost: the lease is not (or no longer) held by this request */
-  leaseLost: "WP409",
-  /** invalid_session: / invalid_action: / integration_not_in_organization: */
-  unprocessable: "WP422",
 } as const;

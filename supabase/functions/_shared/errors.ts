@@ -1,10 +1,14 @@
 // One error model for every function: a stable code, an HTTP status decided here and only here,
 // and a message written for the person reading the response (never a secret, never a stack).
+//
+// The CRM's HTTP helper retries 408, 429 and 5xx and never 409 or another 4xx, so a 409 is how a
+// function says "do not repeat this now" (another click is creating, a create's outcome is
+// unknown), and a 5xx is kept for failures a repeat may cure.
 
 export const ERROR_STATUS = {
   invalid_json: 400,
   invalid_body: 400,
-  not_supported: 400,
+  invalid_header: 400,
   unauthorized: 401,
   forbidden: 403,
   no_organization: 403,
@@ -12,7 +16,11 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   provisioning_in_progress: 409,
   provisioning_conflict: 409,
+  create_cooldown: 409,
+  number_limit_reached: 409,
+  idempotency_in_progress: 409,
   payload_too_large: 413,
+  idempotency_key_reused: 422,
   not_configured: 500,
   internal_error: 500,
   platform_error: 502,
@@ -20,6 +28,9 @@ export const ERROR_STATUS = {
   platform_unreachable: 502,
   platform_unauthorized: 502,
   platform_malformed: 502,
+  database_unavailable: 503,
+  database_busy: 503,
+  database_timeout: 503,
   platform_timeout: 504,
 } as const;
 

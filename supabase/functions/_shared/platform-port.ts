@@ -32,7 +32,8 @@ export type PlatformFactory = (onCall: (e: WppCallEvent) => void) => PlatformPor
 
 export function createPlatformFactory(opts: {
   baseUrl: string;
-  secret: string;
+  /** Only wpp-create passes it: without it no platform client can be created. */
+  secret?: string;
   timeoutMs: number;
   freshKeyRetryMs: number;
 }): PlatformFactory {

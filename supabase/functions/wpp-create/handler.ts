@@ -1,37 +1,45 @@
-// HTTP side of wpp-create: method and CORS, caller, body, role, then the provisioning flow.
-// Every dependency comes in as an argument so tests can drive each branch.
+// HTTP side of wpp-create: method and CORS, caller, body, role, the Idempotency-Key, then the
+// provisioning flow. Every dependency comes in as an argument so tests can drive each branch.
 import { z } from "zod";
 import type { Config, ConfigResult } from "../_shared/config.ts";
-import { AppError } from "../_shared/errors.ts";
-import { jsonResponse, maskApiKey } from "../_shared/http.ts";
+import { AppError, isAppError } from "../_shared/errors.ts";
+import { errorBody, jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
-import type { TokenVerifier } from "../_shared/auth.ts";
-import type { StoreFactory } from "../_shared/provisioning-store.ts";
-import type { PlatformFactory } from "../_shared/platform-port.ts";
+import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope, warnInto } from "../_shared/request-envelope.ts";
-import { provision } from "./provision.ts";
+import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { openScope, requireManager } from "../_shared/scope.ts";
+import type { Mode, WppStore } from "../_shared/store.ts";
+import { maskSecret } from "../_shared/wpp/mod.ts";
+import { click } from "./provision.ts";
 
 export const FUNCTION_NAME = "wpp-create";
 
+/**
+ * What the CRM's panel sends (`add_new`, and `force_recreate` when set) plus `integration_id` to
+ * recreate one given number. Strict: a key nobody sends is refused.
+ */
 export const CreateRequestSchema = z.strictObject({
   force_recreate: z.boolean().optional(),
   add_new: z.boolean().optional(),
+  integration_id: z.uuid().optional(),
 });
 
-export interface HandlerDeps {
-  verifyToken: TokenVerifier;
-  store: StoreFactory;
-  platform: PlatformFactory;
-  now: () => number;
-  sleep: (ms: number) => Promise<void>;
-  requestId: () => string;
-  log: (line: Record<string, unknown>) => void;
-}
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** Room kept after the platform calls for the database writes that close a request. */
-const DEADLINE_RESERVE_MS = 1_000;
-const MAY_PROVISION = new Set(["owner", "admin"]);
+function modeOf(body: z.infer<typeof CreateRequestSchema>): Mode {
+  if (body.add_new === true) {
+    if (body.integration_id) {
+      throw new AppError(
+        "invalid_body",
+        "add_new adds a new number; integration_id names an existing one: send one of them",
+      );
+    }
+    // force_recreate next to add_new changes nothing: a new number is a new session anyway.
+    return "add_new";
+  }
+  return body.force_recreate === true ? "recreate" : "connect";
+}
 
 async function handle(
   req: Request,
@@ -46,63 +54,119 @@ async function handle(
       headers: { Allow: "POST, OPTIONS" },
     });
   }
-
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
+  const idempotencyKey = req.headers.get("idempotency-key");
+  if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+    throw new AppError(
+      "invalid_header",
+      "Idempotency-Key must be 1 to 255 visible ASCII characters",
+    );
+  }
   const body = await parseJsonBody(req, CreateRequestSchema);
-  if (body.add_new === true) {
-    throw new AppError(
-      "not_supported",
-      "add_new: a second WhatsApp number per organisation is not supported yet",
-    );
-  }
-  const force = body.force_recreate === true;
-  log.set({ force_recreate: force });
+  const mode = modeOf(body);
+  log.set({ mode, ...(body.integration_id ? { target: body.integration_id } : {}) });
 
-  const store = deps.store(log.onDbCall);
-  const ctx = await store.callerContext(caller.userId);
-  if (!ctx.organization_id) {
-    throw new AppError("no_organization", "your account is not a member of any organisation");
-  }
-  log.set({ organization_id: ctx.organization_id, role: ctx.role });
-  if (!ctx.role || !MAY_PROVISION.has(ctx.role)) {
+  const { store, env } = openScope(config, deps, log, caller.userId);
+  const context = await store.context(caller.userId, { integrationId: body.integration_id });
+  const organizationId = requireManager(context, log, "connect, add or recreate WhatsApp numbers");
+  if (body.integration_id && !context.found) {
     throw new AppError(
-      "forbidden",
-      "only an owner or an admin of the organisation may connect or recreate WhatsApp",
+      "not_found",
+      "no WhatsApp number with this integration_id in your organisation",
     );
   }
 
-  const started = deps.now();
-  const outcome = await provision({
-    store,
-    platform: deps.platform(log.onPlatformCall),
-    now: deps.now,
-    sleep: deps.sleep,
-    deadline: started + config.WPP_REQUEST_DEADLINE_MS - DEADLINE_RESERVE_MS,
-    leaseSeconds: config.WPP_LEASE_SECONDS,
-    busyWaitMs: config.WPP_BUSY_WAIT_MS,
-    freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
-    webhookBaseUrl: config.webhookBaseUrl,
-    warn: warnInto(log),
-  }, { organizationId: ctx.organization_id, actor: caller.userId, force });
-  log.set({
-    outcome: outcome.outcome,
-    integration_id: outcome.integrationId,
-    session: outcome.session,
-    connection: outcome.status,
-    ...(outcome.reason ? { reason: outcome.reason } : {}),
-  });
+  const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const outcome = await click({ ...env, freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS }, {
+      organizationId,
+      mode,
+      integrationId: body.integration_id,
+      context,
+    });
+    log.set({
+      outcome: outcome.outcome,
+      integration_id: outcome.integrationId,
+      session: outcome.session,
+      connection: outcome.status,
+      ...(outcome.reason ? { reason: outcome.reason } : {}),
+    });
+    return {
+      status: 200,
+      body: {
+        success: true,
+        session: outcome.session,
+        apiKey: maskSecret(outcome.apiKey),
+        status: outcome.status,
+        ...(outcome.qrcode ? { qrcode: outcome.qrcode } : {}),
+        integration_id: outcome.integrationId,
+        created: outcome.created,
+        request_id: log.requestId,
+      },
+    };
+  };
 
-  return jsonResponse(200, {
-    success: true,
-    session: outcome.session,
-    apiKey: maskApiKey(outcome.apiKey),
-    status: outcome.status,
-    ...(outcome.qrcode ? { qrcode: outcome.qrcode } : {}),
-    integration_id: outcome.integrationId,
-    created: outcome.created,
-    request_id: log.requestId,
-  }, cors);
+  if (idempotencyKey === null) {
+    const answer = await run();
+    return jsonResponse(answer.status, answer.body, cors);
+  }
+  return await withIdempotencyKey(store, log, cors, {
+    userId: caller.userId,
+    organizationId,
+    key: idempotencyKey,
+    fingerprint: `${mode}:${body.integration_id ?? ""}`,
+  }, run);
+}
+
+/** The first answer for a key is kept; a repeat gets it again, without running anything. */
+async function withIdempotencyKey(
+  store: WppStore,
+  log: RequestLog,
+  cors: Headers,
+  claim: { userId: string; organizationId: string; key: string; fingerprint: string },
+  run: () => Promise<{ status: number; body: Record<string, unknown> }>,
+): Promise<Response> {
+  const claimed = await store.idempotencyClaim(claim);
+  switch (claimed.state) {
+    case "replay": {
+      log.set({ idempotency: "replayed", outcome: "replayed" });
+      const headers = new Headers(cors);
+      headers.set("Idempotency-Replayed", "true");
+      return jsonResponse(claimed.http_status, claimed.response, headers);
+    }
+    case "mismatch":
+      throw new AppError(
+        "idempotency_key_reused",
+        "this Idempotency-Key was already used for a different request",
+      );
+    case "in_flight":
+      throw new AppError(
+        "idempotency_in_progress",
+        "the first request with this Idempotency-Key is still running; repeat it shortly",
+        { retryAfterSeconds: Math.min(claimed.retry_after_seconds, 5) },
+      );
+  }
+  log.set({ idempotency: "claimed" });
+  const finish = (httpStatus: number, response: Record<string, unknown>) =>
+    store.idempotencyFinish({
+      userId: claim.userId,
+      key: claim.key,
+      claimId: claimed.claim_id,
+      httpStatus,
+      response,
+    }).catch((e) =>
+      log.set({ warning_idempotency_finish: (e as { code?: string }).code ?? "error" })
+    );
+  let answer;
+  try {
+    answer = await run();
+  } catch (e) {
+    const error = isAppError(e) ? e : new AppError("internal_error", "unexpected error");
+    await finish(error.status, errorBody(error, log.requestId));
+    throw e;
+  }
+  await finish(answer.status, answer.body);
+  return jsonResponse(answer.status, answer.body, cors);
 }
 
 export function createHandler(

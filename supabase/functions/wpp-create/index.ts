@@ -1,7 +1,7 @@
-// «Подключить WhatsApp»: creates or reuses the organisation's WPP Platform session.
+// «Подключить WhatsApp»: creates or reuses an organisation's WPP Platform session.
 import { loadConfig } from "../_shared/config.ts";
+import { productionDeps } from "../_shared/deps.ts";
 import { createHandler } from "./handler.ts";
-import { productionDeps } from "./deps.ts";
 
-const config = loadConfig();
-Deno.serve(createHandler(config, productionDeps(config)));
+const config = loadConfig(["WPP_BASE_URL", "WPP_SECRET"]);
+Deno.serve(createHandler(config, productionDeps(config, { createsClients: true })));

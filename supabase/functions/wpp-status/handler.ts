@@ -1,47 +1,66 @@
-// HTTP side of wpp-status: method and CORS, caller, body, organisation, then the status read.
-// Every dependency comes in as an argument so tests can drive each branch.
+// wpp-status: the connection of one of the organisation's WhatsApp numbers, in the shape the
+// CRM's panel reads. Answered from the stored state while it is fresh (platform events keep it
+// so); otherwise one platform refresh per session at a time. It never creates a platform client,
+// and a member sees the status only: no QR, and no platform start on their behalf.
 import { z } from "zod";
 import type { Config, ConfigResult } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
 import { jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
-import type { TokenVerifier } from "../_shared/auth.ts";
-import type { PlatformPort } from "../_shared/platform-port.ts";
-import type { WppCallEvent } from "../_shared/wpp/mod.ts";
+import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope, warnInto } from "../_shared/request-envelope.ts";
-import type { StatusStoreFactory } from "./store.ts";
-import { readStatus, type StatusOutcome } from "./status.ts";
+import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { mayManage, openScope, requireMember } from "../_shared/scope.ts";
+import { observeConnection, type Observed, SessionReplaced } from "../_shared/connection.ts";
+import { isYoungSession } from "../_shared/session-age.ts";
+import { platformFailure } from "../_shared/platform-errors.ts";
+import { isWppError } from "../_shared/wpp/mod.ts";
+import { readQuery } from "../_shared/query.ts";
 
 export const FUNCTION_NAME = "wpp-status";
 
-/** A POST carries no options: the strict empty object refuses fields meant for wpp-create. */
-export const StatusRequestSchema = z.strictObject({});
+/** The panel's poll: `{session_name, force}`; `{}` asks about the organisation's number. */
+export const StatusRequestSchema = z.strictObject({
+  session_name: z.string().trim().min(1).max(128).optional(),
+  force: z.boolean().optional(),
+});
 
-/** Only sessions: the type itself says this function cannot create a platform client. */
-export type SessionPlatformFactory = (
-  onCall: (e: WppCallEvent) => void,
-) => Pick<PlatformPort, "forSession">;
+export type PanelStatus = "connected" | "qr_issued" | "qr_pending" | "disconnected";
 
-export interface HandlerDeps {
-  verifyToken: TokenVerifier;
-  store: StatusStoreFactory;
-  platform: SessionPlatformFactory;
-  now: () => number;
-  requestId: () => string;
-  log: (line: Record<string, unknown>) => void;
-}
-
-/** Room kept after the platform calls for caching a token. */
-const DEADLINE_RESERVE_MS = 1_000;
-
-// Only the states that need someone to act carry an `error`; the others are ordinary states.
-const PROBLEMS: Partial<Record<NonNullable<StatusOutcome["reason"]>, string>> = {
-  needs_new_session: "the stored WhatsApp session is unusable: an owner or an admin must connect " +
-    "WhatsApp again",
+const MESSAGES: Record<string, string> = {
+  connected: "WhatsApp is connected",
+  qr_issued: "scan the QR code with WhatsApp on the phone (Linked devices)",
+  qr_pending: "waiting for the WPP Platform to issue a QR code",
+  offline: "the phone is not linked any more: an owner or an admin must connect WhatsApp again",
+  no_integration: "WhatsApp is not connected yet",
+  needs_new_session: "the stored WhatsApp session is unusable: an owner or an admin must " +
+    "connect WhatsApp again",
+  provisioning: "a new WhatsApp session is being created",
+  activating: "the new session is being activated by the WPP Platform",
   dead_key: "the WPP Platform refuses this session's apiKey: an owner or an admin must connect " +
     "WhatsApp again, which replaces the session",
+  replaced: "this session was replaced by a newer one",
+  disconnected: "this WhatsApp number was disconnected",
 };
+
+interface Answer {
+  status: PanelStatus;
+  reason?: string;
+  observed?: Observed;
+}
+
+function fromObserved(observed: Observed): Answer {
+  switch (observed.connection) {
+    case "connected":
+      return { status: "connected", observed };
+    case "qr":
+      return { status: "qr_issued", observed };
+    case "offline":
+      return { status: "disconnected", reason: "offline", observed };
+    default:
+      return { status: "qr_pending", observed };
+  }
+}
 
 async function handle(
   req: Request,
@@ -50,54 +69,90 @@ async function handle(
   log: RequestLog,
   cors: Headers,
 ): Promise<Response> {
-  assertOwnPath(req, FUNCTION_NAME, `GET /functions/v1/${FUNCTION_NAME}`);
+  assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
   if (req.method !== "GET" && req.method !== "POST") {
     throw new AppError(
       "method_not_allowed",
-      `method ${req.method} is not allowed; use GET or POST`,
+      `method ${req.method} is not allowed; use POST or GET`,
       {
         headers: { Allow: "GET, POST, OPTIONS" },
       },
     );
   }
-
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
-  if (req.method === "POST") await parseJsonBody(req, StatusRequestSchema);
+  const body = req.method === "POST"
+    ? await parseJsonBody(req, StatusRequestSchema)
+    : readQuery(req, StatusRequestSchema, { force: "boolean" });
+  // Without `force` (the plain GET of earlier versions) the platform is asked unless fresh.
+  const force = body.force ?? true;
 
-  const store = deps.store(log.onDbCall);
-  const ctx = await store.callerContext(caller.userId);
-  if (!ctx.organization_id) {
-    throw new AppError("no_organization", "your account is not a member of any organisation");
+  const { store, env } = openScope(config, deps, log, caller.userId);
+  const ctx = await store.context(caller.userId, { session: body.session_name });
+  const { role } = requireMember(ctx, log);
+  if (body.session_name && !ctx.found && !ctx.replaced) {
+    throw new AppError(
+      "not_found",
+      "no WhatsApp session with this session_name in your organisation",
+    );
   }
-  // Every member may look: the status and the QR are what the whole team needs to see.
-  log.set({ organization_id: ctx.organization_id, role: ctx.role });
+  const integration = ctx.integration;
 
-  const outcome = await readStatus({
-    store,
-    platform: deps.platform(log.onPlatformCall),
-    deadline: deps.now() + config.WPP_REQUEST_DEADLINE_MS - DEADLINE_RESERVE_MS,
-    now: deps.now,
-    freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
-    warn: warnInto(log),
-  }, ctx.organization_id);
+  let answer: Answer;
+  if (ctx.replaced) {
+    answer = { status: "disconnected", reason: "replaced" };
+  } else if (!integration) {
+    answer = { status: "disconnected", reason: "no_integration" };
+  } else if (integration.disconnected) {
+    answer = { status: "disconnected", reason: "disconnected" };
+  } else if (!integration.valid) {
+    // While wpp-create holds the lease the session is being made; "not connected" then would
+    // invite a second click for nothing.
+    answer = integration.provisioning
+      ? { status: "qr_pending", reason: "provisioning" }
+      : { status: "disconnected", reason: "needs_new_session" };
+  } else {
+    try {
+      answer = fromObserved(
+        await observeConnection(env, integration, mayManage(role) ? "poll" : "read", force),
+      );
+    } catch (e) {
+      if (e instanceof SessionReplaced) {
+        answer = { status: "disconnected", reason: "replaced" };
+      } else if (isWppError(e) && e.code === "invalid_api_key") {
+        // On a session created moments ago this is the platform still activating the key; on an
+        // older one the key is dead and the next click replaces the session (after checking the
+        // key itself: this read stays a read).
+        answer =
+          isYoungSession(integration.session_created_at, deps.now(), config.WPP_FRESH_KEY_GRACE_MS)
+            ? { status: "qr_pending", reason: "activating" }
+            : { status: "disconnected", reason: "dead_key" };
+      } else {
+        throw isWppError(e) ? platformFailure(e) : e;
+      }
+    }
+  }
+
+  const observed = answer.observed;
+  const qrcode = mayManage(role) && answer.status === "qr_issued" ? observed?.qr : null;
   log.set({
     outcome: "status",
-    connection: outcome.status,
-    integration_id: outcome.integrationId ?? null,
-    session: outcome.session ?? null,
-    ...(outcome.reason ? { reason: outcome.reason } : {}),
-    ...(outcome.platformState ? { platform_state: outcome.platformState } : {}),
+    connection: answer.status,
+    integration_id: integration?.integration_id ?? null,
+    session: integration?.session ?? null,
+    ...(answer.reason ? { reason: answer.reason } : {}),
+    ...(observed ? { source: observed.source } : {}),
   });
-
   return jsonResponse(200, {
     success: true,
-    status: outcome.status,
-    ...(outcome.session ? { session: outcome.session } : {}),
-    ...(outcome.qrcode ? { qrcode: outcome.qrcode } : {}),
-    ...(outcome.integrationId ? { integration_id: outcome.integrationId } : {}),
-    ...(outcome.reason ? { reason: outcome.reason } : {}),
-    ...(outcome.reason && PROBLEMS[outcome.reason] ? { error: PROBLEMS[outcome.reason] } : {}),
+    status: answer.status,
+    qrcode: qrcode ?? null,
+    last_qr_at: observed?.qrAt ? new Date(observed.qrAt).toISOString() : null,
+    account_number: integration?.valid ? integration.session : null,
+    message: MESSAGES[answer.reason ?? answer.status] ?? MESSAGES[answer.status],
+    session: integration?.valid ? integration.session : null,
+    integration_id: integration?.integration_id ?? null,
+    ...(answer.reason ? { reason: answer.reason } : {}),
     request_id: log.requestId,
   }, cors);
 }

@@ -1,7 +1,7 @@
-// The state of the organisation's WhatsApp connection, and a fresh QR while a scan is awaited.
+// The connection of an organisation's WhatsApp number, and the QR while a scan is awaited.
 import { loadConfig } from "../_shared/config.ts";
+import { productionDeps } from "../_shared/deps.ts";
 import { createHandler } from "./handler.ts";
-import { productionDeps } from "./deps.ts";
 
-const config = loadConfig();
-Deno.serve(createHandler(config, productionDeps(config)));
+const config = loadConfig(["WPP_BASE_URL"]);
+Deno.serve(createHandler(config, productionDeps(config, { createsClients: false })));

@@ -76,7 +76,8 @@ async function attemptOnce<T>(
   const started = performance.now();
   let status: number | undefined;
   try {
-    const answer = await sendOnce(rt.fetch, op, toRequest(rt, exchange), {
+    const fetchFn = op === "create" ? rt.fetchIsolated : rt.fetch;
+    const answer = await sendOnce(fetchFn, op, toRequest(rt, exchange), {
       timeoutMs: rt.timeoutMs,
       deadline: opts.deadline,
       signal: opts.signal,
@@ -95,11 +96,12 @@ async function attemptOnce<T>(
 }
 
 function toRequest(rt: Runtime, exchange: Exchange<unknown>): HttpRequest {
-  // No keep-alive: Deno's fetch silently re-sends a request whose reused pooled connection
-  // closes before any answer, even a POST the platform already acted on. For create that would
-  // be a duplicate client, so no connection to the platform is ever pooled, at the price of a
-  // handshake per call (a handful per function run).
-  const headers: Record<string, string> = { accept: "application/json", connection: "close" };
+  const headers: Record<string, string> = { accept: "application/json" };
+  // Deno's fetch silently re-sends a request whose reused keep-alive connection closes before
+  // any answer, even a POST the platform already acted on. For create that would be a second
+  // client, so create never travels on a pooled connection (see Runtime.fetchIsolated); every
+  // other call is safe to repeat and keeps its connection alive.
+  if (exchange.op === "create") headers.connection = "close";
   if (exchange.bearer !== undefined) headers.authorization = `Bearer ${exchange.bearer}`;
   if (exchange.body !== undefined) headers["content-type"] = "application/json";
   return {
@@ -115,7 +117,7 @@ function errorForAnswer(rt: Runtime, op: WppOperation, answer: HttpAnswer): WppE
   const found = platformMessageFrom(answer.text);
   const platformMessage = found === undefined ? undefined : rt.scrubber.scrub(found);
   const said = platformMessage === undefined ? "" : `: ${platformMessage}`;
-  return wppError(codeForStatus(op, status), {
+  return wppError(codeForStatus(op, answer), {
     op,
     status,
     platformMessage,
@@ -123,14 +125,32 @@ function errorForAnswer(rt: Runtime, op: WppOperation, answer: HttpAnswer): WppE
   });
 }
 
-function codeForStatus(op: WppOperation, status: number): WppErrorCode {
+function codeForStatus(op: WppOperation, answer: HttpAnswer): WppErrorCode {
+  const { status } = answer;
   if (status >= 500) return "platform_error";
   if (status === 401 || status === 403) {
     // The same status means different things depending on which credential was presented.
     if (op === "create") return "platform_unauthorized";
-    if (op === "token") return "invalid_api_key";
+    if (op === "token") {
+      // Only the platform's own refusal condemns a key. A proxy or gateway in between answers
+      // 401/403 with an HTML page; taking that for a dead key would replace a working session.
+      return isPlatformRefusal(answer.text) ? "invalid_api_key" : "platform_error";
+    }
   }
   return "platform_rejected";
+}
+
+/** The platform answers errors as JSON `{"error": ...}` (or `message`), or as a short text. */
+function isPlatformRefusal(text: string): boolean {
+  const trimmed = text.trim();
+  try {
+    const body = JSON.parse(trimmed);
+    return body !== null && typeof body === "object" &&
+      (typeof body.error === "string" || typeof body.message === "string");
+  } catch {
+    return trimmed !== "" && !trimmed.startsWith("<") && /key/i.test(trimmed) &&
+      trimmed.length < 200;
+  }
 }
 
 interface Report {

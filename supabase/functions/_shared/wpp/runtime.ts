@@ -11,6 +11,8 @@ export interface Runtime {
   freshKeyRetryMs: number;
   tokenSafetyMarginMs: number;
   fetch: typeof fetch;
+  /** For create: a connection of its own, never taken from or returned to a pool. */
+  fetchIsolated: typeof fetch;
   now: () => number;
   sleep?: (ms: number) => Promise<void>;
   scrubber: SecretScrubber;
@@ -52,6 +54,7 @@ export function buildRuntime(options: WppClientOptions): Runtime {
       "tokenSafetyMarginMs",
     ),
     fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    fetchIsolated: options.fetch ?? isolatedFetch,
     now: options.now ?? Date.now,
     sleep: options.sleep,
     scrubber,
@@ -94,4 +97,26 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   const v = value ?? fallback;
   if (!(v >= 0)) throw new TypeError(`WppPlatformClient: ${name} must be >= 0`);
   return v;
+}
+
+interface HttpClientApi {
+  createHttpClient?: (opts: { poolMaxIdlePerHost?: number }) => { close(): void };
+}
+
+/**
+ * One request on a client of its own, closed once the answer is read, so the connection is never
+ * reused. Where the runtime has no Deno.createHttpClient, the `connection: close` header the
+ * request carries is the remaining guard.
+ */
+async function isolatedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const api = Deno as unknown as HttpClientApi;
+  if (typeof api.createHttpClient !== "function") return await fetch(input, init);
+  const client = api.createHttpClient({ poolMaxIdlePerHost: 0 });
+  try {
+    const response = await fetch(input, { ...init, client } as RequestInit);
+    const body = await response.arrayBuffer();
+    return new Response(body, { status: response.status, headers: response.headers });
+  } finally {
+    client.close();
+  }
 }

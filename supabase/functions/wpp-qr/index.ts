@@ -1,0 +1,7 @@
+// The QR code of an organisation's WhatsApp number, for owners and admins.
+import { loadConfig } from "../_shared/config.ts";
+import { productionDeps } from "../_shared/deps.ts";
+import { createHandler } from "./handler.ts";
+
+const config = loadConfig(["WPP_BASE_URL"]);
+Deno.serve(createHandler(config, productionDeps(config, { createsClients: false })));

@@ -1,0 +1,129 @@
+// wpp-webhook: the platform's events, accepted only at a URL that carries an integration's
+// webhook secret (the platform signs nothing, so the URL is the credential). Session events
+// update the stored connection in the order the platform produced them; every verified event is
+// forwarded to the CRM's own receiver after the platform has its 200. An unknown secret gets a
+// 404 with no database write and nothing forwarded. Bodies, QRs and secrets are never logged.
+import type { Config, ConfigResult } from "../_shared/config.ts";
+import { AppError } from "../_shared/errors.ts";
+import { jsonResponse } from "../_shared/http.ts";
+import { readCapped } from "../_shared/body.ts";
+import type { RequestLog } from "../_shared/request-log.ts";
+import { createEnvelope } from "../_shared/request-envelope.ts";
+import type { StoreFactory } from "../_shared/store.ts";
+import { readEvent } from "./event.ts";
+import type { Forwarder, ForwardResult } from "./forward.ts";
+
+export const FUNCTION_NAME = "wpp-webhook";
+
+export interface WebhookDeps {
+  store: StoreFactory;
+  /** null when WPP_EVENTS_FORWARD_URL is not set. */
+  forward: Forwarder | null;
+  /** Keeps work alive after the answer (EdgeRuntime.waitUntil on Supabase). */
+  background: (work: Promise<unknown>) => void;
+  now: () => number;
+  requestId: () => string;
+  log: (line: Record<string, unknown>) => void;
+}
+
+// What this project's secrets look like (base64url of 32 bytes); anything else is refused
+// before the database is asked.
+const SECRET = /^[A-Za-z0-9_-]{32,128}$/;
+
+function unknownUrl(): AppError {
+  // Deliberately says nothing about what was wrong with the URL.
+  return new AppError("not_found", "unknown webhook URL");
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function handle(
+  req: Request,
+  config: Config,
+  deps: WebhookDeps,
+  log: RequestLog,
+  cors: Headers,
+): Promise<Response> {
+  const path = new URL(req.url).pathname.replace(/\/+$/, "");
+  const match = path.match(/^\/wpp-webhook\/([^/]+)$/);
+  if (!match) throw unknownUrl();
+  if (req.method !== "POST") {
+    throw new AppError("method_not_allowed", `method ${req.method} is not allowed; use POST`, {
+      headers: { Allow: "POST, OPTIONS" },
+    });
+  }
+  let secret: string;
+  try {
+    secret = decodeURIComponent(match[1]);
+  } catch {
+    throw unknownUrl();
+  }
+  if (!SECRET.test(secret)) throw unknownUrl();
+
+  const bytes = await readCapped(req, config.WPP_WEBHOOK_MAX_BYTES);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new AppError("invalid_json", "the event is not JSON");
+  }
+  const event = readEvent(json, deps.now());
+  if (!event) throw new AppError("invalid_body", "the event is not a JSON object of a known shape");
+  log.set({ event: event.type, ...(event.connection ? { connection: event.connection } : {}) });
+
+  const store = deps.store({
+    deadline: deps.now() + config.WPP_REQUEST_DEADLINE_MS,
+    timing: log.onDbCall,
+  });
+  const result = await store.webhookEvent({
+    secretHash: await sha256Hex(secret),
+    account: event.account,
+    connection: event.connection,
+    qr: event.qr,
+    eventAt: event.at,
+  });
+  if (!result.found) throw unknownUrl();
+  log.set({
+    integration_id: result.integration_id,
+    organization_id: result.organization_id,
+    applied: result.applied ?? false,
+    ...(result.reason ? { reason: result.reason } : {}),
+  });
+
+  if (deps.forward && result.forward) {
+    const requestId = log.requestId;
+    const integrationId = result.integration_id;
+    log.set({ forward: "scheduled" });
+    deps.background(
+      deps.forward(bytes, req.headers.get("content-type")).then((r: ForwardResult) =>
+        deps.log({
+          level: r.ok ? "info" : "error",
+          fn: FUNCTION_NAME,
+          msg: "forward",
+          request_id: requestId,
+          integration_id: integrationId,
+          ok: r.ok,
+          status: r.status,
+          attempts: r.attempts,
+          ms: r.ms,
+        })
+      ),
+    );
+  }
+  return jsonResponse(200, { success: true, request_id: log.requestId }, cors);
+}
+
+export function createHandler(
+  configResult: ConfigResult,
+  deps: WebhookDeps,
+): (req: Request) => Promise<Response> {
+  return createEnvelope(
+    FUNCTION_NAME,
+    configResult,
+    deps,
+    (req, config, log, cors) => handle(req, config, deps, log, cors),
+  );
+}
