@@ -56,6 +56,8 @@ export interface StackOptions {
   externalDbUrl?: string;
   dbPassword?: string;
   envFile?: string;
+  /** Added to every function's env after the env file (values only known at start-up). */
+  extraFunctionEnv?: Record<string, string>;
   simulator?: boolean;
   simulatorSecret?: string;
   functionInstances?: number;
@@ -394,6 +396,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const functionEnv: Record<string, string> = {
       ...(simulatorUrl ? { WPP_BASE_URL: simulatorUrl, WPP_SECRET: simulatorSecret } : {}),
       ...fileEnv,
+      ...opts.extraFunctionEnv,
       SUPABASE_URL: gatewayUrl,
       SUPABASE_ANON_KEY: keys.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,

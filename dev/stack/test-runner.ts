@@ -1,7 +1,7 @@
 // `deno task test`: starts a throwaway stack on free ports, runs every test against it, stops it.
 // Two runs at once never collide: each has its own ports and its own temporary data directory.
 import { join } from "node:path";
-import { startStack } from "./stack.ts";
+import { freePort, startStack } from "./stack.ts";
 import { ROOT } from "./paths.ts";
 import { demoPageRoutes } from "./demo-page.ts";
 
@@ -9,12 +9,16 @@ const dataDir = await Deno.makeTempDir({ prefix: "wpp-connect-test-" });
 const log = (l: string) => console.log(`[stack] ${l}`);
 const quick = Deno.env.get("TEST_QUICK") === "1";
 let code = 1;
+// Where wpp-webhook forwards verified events. Nothing listens there unless a test opens a
+// receiver on this port, which is also how tests see the CRM's receiver being down.
+const forwardPort = freePort();
 const stack = await startStack({
   dataDir,
   ports: { gateway: 0, db: 0, postgrest: 0, postgrestAdmin: 0, simulator: 0 },
   ephemeral: true,
   externalDbUrl: Deno.env.get("DB_URL") || undefined,
   envFile: join(ROOT, "tests/fixtures/functions.env"),
+  extraFunctionEnv: { WPP_EVENTS_FORWARD_URL: `http://127.0.0.1:${forwardPort}/events` },
   simulator: Deno.env.get("WPP_SIMULATOR") !== "off",
   functionInstances: 2,
   extraFunctions: [{
@@ -86,6 +90,7 @@ try {
       STACK_FUNCTION_ENV: JSON.stringify(stack.functionEnv),
       STACK_STARTUP_MS: String(stack.startupMs),
       STACK_FUNCTION_LOG_DIR: join(dataDir, "function-logs"),
+      STACK_FORWARD_PORT: String(forwardPort),
     },
     stdin: "null",
   }).spawn();

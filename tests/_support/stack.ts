@@ -34,6 +34,8 @@ export const stack = {
   functionUrls: JSON.parse(Deno.env.get("STACK_FUNCTION_URLS") ?? "{}") as Record<string, string[]>,
   functionEnv: JSON.parse(Deno.env.get("STACK_FUNCTION_ENV") ?? "{}") as Record<string, string>,
   startupMs: Number(Deno.env.get("STACK_STARTUP_MS") ?? "0"),
+  /** wpp-webhook forwards events to http://127.0.0.1:<port>/events; a test may listen there. */
+  forwardPort: Number(Deno.env.get("STACK_FORWARD_PORT") ?? "0"),
 };
 
 const es256Jwk = JSON.parse(required("STACK_ES256_JWK")) as jose.JWK;
