@@ -21,20 +21,23 @@ export interface ProjectKeys {
   postgrestJwks: { keys: jose.JWK[] };
 }
 
+// Fixed claims, as Supabase's own local keys have: the same JWT secret always gives the same
+// anon and service_role keys, so a key copied from the README or an earlier start keeps working
+// (Kong's key-auth, like the gateway, compares keys as exact strings).
+const API_KEY_ISSUER = "supabase-demo";
+/** The issuer of tokens minted without the auth service (`npm run token`, tests). */
 const ISSUER = "supabase-local";
-const TEN_YEARS_S = 10 * 365 * 24 * 3600;
+const API_KEY_EXPIRES_AT = 1983812996;
 
 function secretKey(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
 async function signApiKey(secret: string, role: "anon" | "service_role"): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
   return await new jose.SignJWT({ role })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer(ISSUER)
-    .setIssuedAt(now)
-    .setExpirationTime(now + TEN_YEARS_S)
+    .setIssuer(API_KEY_ISSUER)
+    .setExpirationTime(API_KEY_EXPIRES_AT)
     .sign(secretKey(secret));
 }
 

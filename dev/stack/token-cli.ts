@@ -1,5 +1,6 @@
-// `deno task token <user-id|email|demo key> [--es256] [--expires 3600]`: prints a user access
-// token shaped like Supabase Auth's, signed with the stack's keys (JWT_SECRET or the saved ES256 key).
+// `deno task token <user-id|email|demo key> [--expires 3600]`: prints a user access token shaped
+// like Supabase Auth's, signed with the stack's keys (JWT_SECRET or the saved ES256 key).
+// `deno task token --anon` / `--service-role` prints the project's API key instead.
 import { join } from "node:path";
 import { loadStackEnv } from "./config.ts";
 import { buildProjectKeys, DEV_JWT_SECRET, generateEs256Jwk, mintUserToken } from "./keys.ts";
@@ -8,11 +9,22 @@ import { DEMO_USERS } from "./demo-users.ts";
 const [who, ...rest] = Deno.args;
 if (!who) {
   console.error(
-    "usage: deno task token <user-id|email|owner|admin|member|other_admin|loner> [--expires SECONDS]",
+    "usage: deno task token <user-id|email|owner|admin|member|other_admin|loner> [--expires SECONDS]\n" +
+      "       deno task token --anon | --service-role",
   );
   Deno.exit(2);
 }
 const env = loadStackEnv();
+if (who === "--anon" || who === "--service-role") {
+  // API keys do not depend on the signing key: only on JWT_SECRET.
+  const keys = await buildProjectKeys({
+    jwtSecret: env.JWT_SECRET ?? DEV_JWT_SECRET,
+    signing: "hs256",
+    es256PrivateJwk: await generateEs256Jwk(),
+  });
+  console.log(who === "--anon" ? keys.anonKey : keys.serviceRoleKey);
+  Deno.exit(0);
+}
 const expiresAt = rest.indexOf("--expires");
 const expiresInSeconds = expiresAt >= 0 ? Number(rest[expiresAt + 1]) : 3600;
 const demo = DEMO_USERS.find((u) => u.key === who || u.email === who || u.id === who);
