@@ -59,8 +59,12 @@ as $$
 declare
   v_state public.wpp_integration_state;
 begin
-  insert into public.wpp_integration_state (integration_id, organization_id)
-  values (p_row.id, p_row.organization_id)
+  -- A row made elsewhere already holds its session: the state describes it from the start, so
+  -- what is learned about it (and the webhook registered for it) is kept.
+  insert into public.wpp_integration_state (integration_id, organization_id, session)
+  values (p_row.id, p_row.organization_id,
+          case when not private.wpp_is_placeholder(private.wpp_account(p_row.settings))
+            then private.wpp_account(p_row.settings) end)
   on conflict (integration_id) do nothing;
   select s.* into v_state from public.wpp_integration_state s
    where s.integration_id = p_row.id
