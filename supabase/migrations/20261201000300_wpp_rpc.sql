@@ -88,7 +88,8 @@ as $$
 declare
   v_now timestamptz := clock_timestamp();
   v_acct text := private.wpp_account(p_row.settings);
-  v_current boolean := p_state.session is not null and p_state.session = v_acct;
+  -- Never NULL: every boolean below is answered as true or false (the functions validate it).
+  v_current boolean := coalesce(p_state.session = v_acct, false);
   v_fresh boolean := v_current and p_state.checked_at > v_now - make_interval(secs => p_fresh_seconds);
 begin
   return jsonb_build_object(
@@ -123,7 +124,9 @@ begin
     'ever_connected', v_current and p_state.ever_connected_at is not null,
     'disconnected', p_state.disconnected_at is not null and not p_row.is_active,
     'stop_pending', coalesce(p_state.stop_pending, false),
-    'webhook_current', v_current and p_state.webhook_registered_hash = p_state.webhook_secret_hash,
+    -- A session made elsewhere has a state row but no registered hash yet: not current.
+    'webhook_current', v_current
+      and coalesce(p_state.webhook_registered_hash = p_state.webhook_secret_hash, false),
     'session_created_at', case when v_current then private.wpp_ms(p_state.session_created_at) end
   );
 end;
@@ -394,14 +397,15 @@ begin
      limit 1;
     v_pending := v_row.id is not null;
     if not v_pending then
-      -- A number an earlier add_new could not create is filled instead of adding another row.
+      -- A listed number without a usable session (a legacy client_system row, one an earlier
+      -- add_new could not create) is filled instead of adding another row beside it: the panel
+      -- offers only "add another number" once one is listed.
       select i.* into v_row
         from public.messenger_integrations i
         left join public.wpp_integration_state s on s.integration_id = i.id
        where i.organization_id = p_organization_id and i.provider = 'wpp' and i.is_active
-         and i.settings ? 'wppSubOrgId'
          and not public.wpp_session_is_valid(i.settings, s.session_state)
-       order by i.created_at
+       order by i.is_primary desc, i.created_at, i.id
        limit 1;
     end if;
     if v_row.id is null then
@@ -431,6 +435,12 @@ begin
   end if;
 
   v_state := private.wpp_state_for(v_row);
+  -- The row was read before the state row's lock was granted: a complete that held that lock has
+  -- committed a new session since. Read again, or the old (replaced) session would be reused.
+  select i.* into v_row from public.messenger_integrations i where i.id = v_row.id;
+  if v_row.id is null then
+    return jsonb_build_object('decision', 'not_found');
+  end if;
   v_acct := private.wpp_account(v_row.settings);
   v_key := case when jsonb_typeof(v_row.settings -> 'wppApiKey') = 'string'
     then nullif(btrim(v_row.settings ->> 'wppApiKey'), '') end;
@@ -728,6 +738,11 @@ begin
     return jsonb_build_object('granted', false, 'reason', 'not_found');
   end if;
   v_state := private.wpp_state_for(v_row);
+  -- Read again once the state row is locked: a complete may have replaced the session meanwhile.
+  select i.* into v_row from public.messenger_integrations i where i.id = p_integration_id;
+  if v_row.id is null then
+    return jsonb_build_object('granted', false, 'reason', 'not_found');
+  end if;
   v_now := clock_timestamp();
   v_snapshot := private.wpp_snapshot(v_row, v_state, p_fresh_seconds, p_with_qr);
 
@@ -782,13 +797,15 @@ declare
   v_state public.wpp_integration_state;
   v_applied boolean := false;
 begin
+  select s.* into v_state from public.wpp_integration_state s
+   where s.integration_id = p_integration_id
+   for update;
+  -- The row after the lock: read before it, a session a complete replaced meanwhile would still
+  -- look current, and an observation of it would overwrite the new session's state.
   select i.* into v_row from public.messenger_integrations i where i.id = p_integration_id;
   if v_row.id is null then
     return jsonb_build_object('released', false, 'applied', false);
   end if;
-  select s.* into v_state from public.wpp_integration_state s
-   where s.integration_id = p_integration_id
-   for update;
   if p_connection is not null then
     v_applied := private.wpp_observe(v_state, private.wpp_account(v_row.settings), btrim(p_session),
       p_connection, p_qr, coalesce(p_observed_at, clock_timestamp()));
