@@ -1,7 +1,13 @@
 // Every text the page shows, in Russian (the CRM's language) with English underneath, so an error
-// code never reaches the user bare.
+// code or a status word never reaches the user bare.
 
-export const USER_LABELS = {
+export const ROLE_LABELS = {
+  owner: ["Владелец", "owner"],
+  admin: ["Администратор", "admin"],
+  member: ["Сотрудник", "member"],
+};
+
+export const DEMO_USER_LABELS = {
   owner: ["Владелец", "owner"],
   admin: ["Администратор", "admin"],
   member: ["Сотрудник", "member"],
@@ -9,70 +15,65 @@ export const USER_LABELS = {
   loner: ["Без организации", "no organisation"],
 };
 
-export const STATES = {
-  connected: {
-    title: ["Подключено", "Connected"],
-    hint: [
-      "Номер WhatsApp привязан: сообщения будут приходить в CRM.",
-      "The WhatsApp number is linked: messages will reach the CRM.",
-    ],
-  },
-  qr_issued: {
-    title: ["Ожидает сканирования QR-кода", "Waiting for the QR code to be scanned"],
-    hint: [
-      "Откройте WhatsApp на телефоне → Настройки → Связанные устройства → Привязка устройства и наведите камеру на код.",
-      "On the phone open WhatsApp → Settings → Linked devices → Link a device and point the camera at the code.",
-    ],
-  },
-  starting: {
-    title: ["Запускается…", "Starting…"],
-    hint: [
-      "Платформа готовит сессию; QR-код появится через несколько секунд.",
-      "The platform is preparing the session; the QR code will appear in a few seconds.",
-    ],
-  },
-  disconnected: {
-    title: ["Отключено", "Disconnected"],
-    hint: [
-      "Телефон отвязал это устройство. Нажмите «Подключить WhatsApp», чтобы получить новый QR-код.",
-      "The phone unlinked this device. Press «Подключить WhatsApp» to get a new QR code.",
-    ],
-  },
-  not_configured: {
-    title: ["Не подключено", "Not connected"],
-    hint: [
-      "WhatsApp ещё не подключён к организации.",
-      "WhatsApp is not connected to the organisation yet.",
-    ],
-  },
-  unknown: {
-    title: ["Статус недоступен", "Status unavailable"],
-    hint: ["Причина — в сообщении ниже.", "The message below says why."],
-  },
-  error: {
-    title: ["Ошибка подключения", "Connection error"],
-    hint: ["Попробуйте ещё раз.", "Try again."],
-  },
+export const ACCESS_NOTES = {
+  member: [
+    "Подключать и отключать номера может только владелец или администратор организации. Вам виден только статус, QR-код не показывается.",
+    "Only an owner or an admin of the organisation can connect or disconnect numbers. You see the status only, never a QR code.",
+  ],
+  no_organization: [
+    "Ваша учётная запись не состоит ни в одной организации: подключать WhatsApp некуда.",
+    "Your account does not belong to any organisation: there is nothing to connect WhatsApp to.",
+  ],
+  unknown_role: [
+    "Не удалось прочитать вашу роль в организации, поэтому кнопки отключены.",
+    "Your role in the organisation could not be read, so the buttons are disabled.",
+  ],
 };
 
-/** Hints that replace a state's usual one when wpp-status says why. */
+/** What a number's card says, by the wpp-status `status` (or the page's own states). */
+export const STATUS_LABELS = {
+  checking: ["Проверяем…", "Checking…"],
+  connected: ["Подключён", "Connected"],
+  qr_issued: ["Ожидает сканирования QR-кода", "Waiting for the QR code to be scanned"],
+  qr_pending: ["Готовится QR-код…", "A QR code is being prepared…"],
+  disconnected: ["Отключён", "Disconnected"],
+  not_configured: ["Не подключён", "Not connected"],
+  error: ["Статус недоступен", "Status unavailable"],
+};
+
+/** Why a number is in its state, when wpp-status says (`reason`). */
 export const REASONS = {
-  dead_key: [
-    "Платформа больше не принимает ключ этой сессии. Нажмите «Подключить WhatsApp» — будет создана новая сессия.",
-    "The platform no longer accepts this session's key. Press «Подключить WhatsApp» to create a new session.",
+  offline: [
+    "Телефон отвязал это устройство: подключите номер заново.",
+    "The phone unlinked this device: connect the number again.",
   ],
+  disconnected: ["Номер отключён в CRM.", "The number was disconnected in the CRM."],
+  replaced: ["Сессия заменена новой.", "The session was replaced by a newer one."],
   needs_new_session: [
-    "Сохранённая сессия недействительна. Нажмите «Подключить WhatsApp» — будет создана новая.",
-    "The stored session is not usable. Press «Подключить WhatsApp» to create a new one.",
+    "Сохранённая сессия недействительна: нужно подключить номер заново.",
+    "The stored session is not usable: the number must be connected again.",
+  ],
+  dead_key: [
+    "Платформа больше не принимает ключ этой сессии: нужно подключить номер заново.",
+    "The platform no longer accepts this session's key: the number must be connected again.",
   ],
   activating: [
-    "Платформа ещё активирует новую сессию; QR-код появится через несколько секунд.",
-    "The platform is still activating the new session; the QR code will appear in a few seconds.",
+    "Платформа ещё активирует новую сессию.",
+    "The platform is still activating the new session.",
   ],
-  provisioning: [
-    "Сессия создаётся прямо сейчас.",
-    "The session is being created right now.",
-  ],
+  provisioning: ["Сессия создаётся прямо сейчас.", "The session is being created right now."],
+  no_integration: ["Номер ещё не подключён.", "The number is not connected yet."],
+};
+
+export const MEMBER_QR_HINT = [
+  "QR-код видит только владелец или администратор.",
+  "Only an owner or an admin sees the QR code.",
+];
+
+export const TOASTS = {
+  already_connected: ["WhatsApp уже подключен!", "WhatsApp is already connected!"],
+  connected: ["WhatsApp успешно подключен!", "WhatsApp connected!"],
+  disconnected: ["Номер отключён.", "The number was disconnected."],
 };
 
 const BY_CODE = {
@@ -81,24 +82,36 @@ const BY_CODE = {
     "Your sign-in is invalid or has expired — sign in again.",
   ],
   forbidden: [
-    "Подключать и пересоздавать WhatsApp может только владелец или администратор организации.",
-    "Only an owner or an admin of the organisation can connect or recreate WhatsApp.",
+    "Это может только владелец или администратор организации.",
+    "Only an owner or an admin of the organisation can do this.",
   ],
   no_organization: [
     "Ваша учётная запись не состоит ни в одной организации.",
     "Your account does not belong to any organisation.",
   ],
+  not_found: [
+    "Такого номера в вашей организации нет (возможно, он удалён).",
+    "Your organisation has no such number (it may have been removed).",
+  ],
   provisioning_in_progress: [
     "Подключение уже выполняется. Подождите несколько секунд и попробуйте снова.",
     "A connection is already in progress. Wait a few seconds and try again.",
   ],
+  create_cooldown: [
+    "Предыдущая попытка подключения ещё не завершилась. Попробуйте через полминуты.",
+    "The previous connection attempt has not settled yet. Try again in half a minute.",
+  ],
+  number_limit_reached: [
+    "Достигнут предел числа номеров WhatsApp для организации.",
+    "The organisation has reached its limit of WhatsApp numbers.",
+  ],
+  database_busy: [
+    "Сервер перегружен. Попробуйте позже.",
+    "The server is busy. Try again later.",
+  ],
   platform_timeout: [
     "Платформа WhatsApp не ответила вовремя. Попробуйте позже.",
     "The WhatsApp platform did not answer in time. Try again later.",
-  ],
-  platform_unreachable: [
-    "Платформа WhatsApp недоступна. Попробуйте позже.",
-    "The WhatsApp platform is unreachable. Try again later.",
   ],
   platform_error: [
     "Платформа WhatsApp недоступна или ответила ошибкой. Попробуйте позже.",
@@ -112,38 +125,23 @@ const BY_CODE = {
     "Функция на сервере не настроена. Сообщите администратору.",
     "The function is not configured on the server. Tell your administrator.",
   ],
-  network: [
-    "Нет связи с сервером (сеть или CORS).",
-    "Cannot reach the server (network or CORS).",
-  ],
+  network: ["Нет связи с сервером (сеть или CORS).", "Cannot reach the server (network or CORS)."],
 };
 
 const ALIASES = {
   provisioning_conflict: "provisioning_in_progress",
+  idempotency_in_progress: "provisioning_in_progress",
   platform_rejected: "platform_error",
   platform_malformed: "platform_error",
+  platform_unreachable: "platform_error",
+  database_timeout: "database_busy",
+  database_unavailable: "database_busy",
 };
 
-const BY_STATUS = {
-  0: "network",
-  401: "unauthorized",
-  403: "forbidden",
-  409: "provisioning_in_progress",
-  502: "platform_error",
-  503: "platform_error",
-  504: "platform_timeout",
-};
-
-/** [ru, en] for a failed call, from its code, or its HTTP status when the code is unknown. */
-export function describeError(status, code, retryAfter) {
-  const known = BY_CODE[ALIASES[code] ?? code] ?? BY_CODE[BY_STATUS[status]];
-  const [ru, en] = known ??
-    (status >= 500
-      ? ["Ошибка сервера. Попробуйте позже.", "Server error. Try again later."]
-      : ["Запрос отклонён.", "The request was refused."]);
-  const wait = Number(retryAfter);
-  if (status === 409 && wait > 0) {
-    return [`${ru} (через ${wait} с)`, `${en} (in ${wait} s)`];
-  }
-  return [ru, en];
+/** The Russian line of an error card, from the answer's code, else its HTTP status. */
+export function describeError(status, code) {
+  const known = BY_CODE[ALIASES[code] ?? code];
+  if (known) return known[0];
+  if (status === 0) return BY_CODE.network[0];
+  return status >= 500 ? "Ошибка сервера. Попробуйте позже." : "Запрос отклонён.";
 }

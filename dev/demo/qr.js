@@ -22,39 +22,6 @@ function image(src, alt) {
   return img;
 }
 
-/** Fills `box` with the QR; resolves to how it was shown: "image" or "text". */
-export async function renderQr(box, qr, apiUrl) {
-  const alt = "QR-код для WhatsApp / WhatsApp QR code";
-  if (qr.startsWith("data:image/")) {
-    const img = image(qr, alt);
-    img.onerror = () => {
-      box.closest("figure").dataset.rendered = "unreadable";
-      img.replaceWith(
-        rawText(
-          qr,
-          "Платформа прислала изображение, которое не открывается.",
-          "The platform sent an image that cannot be decoded.",
-        ),
-      );
-    };
-    box.replaceChildren(img);
-    return "image";
-  }
-  const src = await drawOnServer(apiUrl, qr);
-  if (src) {
-    box.replaceChildren(image(src, alt));
-    return "image";
-  }
-  box.replaceChildren(
-    rawText(
-      qr,
-      "Не удалось нарисовать QR-код. Строка привязки:",
-      "The QR code could not be drawn. Pairing string:",
-    ),
-  );
-  return "text";
-}
-
 function rawText(qr, ru, en) {
   const wrap = document.createElement("div");
   wrap.id = "qr-raw";
@@ -68,4 +35,39 @@ function rawText(qr, ru, en) {
   code.textContent = qr.length > 300 ? `${qr.slice(0, 300)}…` : qr;
   wrap.append(note, noteEn, code);
   return wrap;
+}
+
+/**
+ * Builds the QR's element without putting it anywhere, so a caller that drew a newer QR meanwhile
+ * can drop an older one that finished late. Resolves to `{how: "image" | "text", element}`;
+ * `release()` frees the picture once it is off screen.
+ */
+export async function buildQr(qr, apiUrl) {
+  const alt = "QR-код для WhatsApp / WhatsApp QR code";
+  if (qr.startsWith("data:image/")) {
+    const img = image(qr, alt);
+    img.onerror = () => {
+      img.replaceWith(
+        rawText(
+          qr,
+          "Платформа прислала изображение, которое не открывается.",
+          "The platform sent an image that cannot be decoded.",
+        ),
+      );
+    };
+    return { how: "image", element: img, release: () => {} };
+  }
+  const src = await drawOnServer(apiUrl, qr);
+  if (src) {
+    return { how: "image", element: image(src, alt), release: () => URL.revokeObjectURL(src) };
+  }
+  return {
+    how: "text",
+    element: rawText(
+      qr,
+      "Не удалось нарисовать QR-код. Строка привязки:",
+      "The QR code could not be drawn. Pairing string:",
+    ),
+    release: () => {},
+  };
 }

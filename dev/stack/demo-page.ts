@@ -1,10 +1,9 @@
 // The «Подключить WhatsApp» demo page on the gateway, under /demo: the page and its scripts from
-// dev/demo/, supabase-js's browser build from node_modules (no CDN), and a token helper for a bare
-// user id (`?user_id=`, which has no password; demo users sign in through /auth/v1 like real
-// users). Development only: the token helper hands out tokens to anyone who asks.
+// dev/demo/, supabase-js's browser build from node_modules (no CDN), the anon key and the demo
+// users' emails (`/demo/config`), and a QR drawer (`POST /demo/qr`). Users sign in through
+// /auth/v1 with their password, as in the CRM; `npm run token` mints tokens for scripts.
 import { join } from "node:path";
 import { ROOT } from "./paths.ts";
-import { mintUserToken } from "./keys.ts";
 import { DEMO_USERS } from "./demo-users.ts";
 import type { RouteContext } from "./stack.ts";
 import QRCode from "qrcode";
@@ -26,9 +25,6 @@ const FILES: Record<string, { path: string; type: string }> = {
     type: "text/javascript; charset=utf-8",
   },
 };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TOKEN_TTL_S = 3600;
 
 // The page may be opened from another origin than the API (that is how the browser test gets a
 // real CORS preflight), so its JSON endpoints allow any origin, as the functions do.
@@ -58,30 +54,6 @@ function config(ctx: RouteContext): Response {
   return json(200, {
     anonKey: ctx.keys.anonKey,
     users: DEMO_USERS.map(({ key, email, role }) => ({ key, email, role })),
-  });
-}
-
-async function token(ctx: RouteContext, url: URL): Promise<Response> {
-  const key = url.searchParams.get("user");
-  const userId = url.searchParams.get("user_id");
-  const demo = key ? DEMO_USERS.find((u) => u.key === key) : undefined;
-  if (key && !demo) {
-    return json(400, { error: `no demo user '${key}'; one of ${DEMO_USERS.map((u) => u.key)}` });
-  }
-  if (!demo && !(userId && UUID.test(userId))) {
-    return json(400, { error: "give ?user=<demo user> or ?user_id=<uuid>" });
-  }
-  const sub = demo?.id ?? userId!.toLowerCase();
-  const accessToken = await mintUserToken(ctx.keys, {
-    sub,
-    email: demo?.email,
-    expiresInSeconds: TOKEN_TTL_S,
-  });
-  return json(200, {
-    access_token: accessToken,
-    token_type: "bearer",
-    expires_in: TOKEN_TTL_S,
-    user: { id: sub, email: demo?.email ?? null, role: demo ? demo.role : undefined },
   });
 }
 
@@ -115,7 +87,6 @@ export function demoPageRoutes(ctx: RouteContext): Record<string, Route> {
       if (rest === "") return Response.redirect(new URL(`/demo/${url.search}`, url), 302);
       if (rest === "/" || rest === "/index.html") return file("index.html");
       if (rest === "/config") return config(ctx);
-      if (rest === "/token") return token(ctx, url);
       return file(decodeURIComponent(rest.slice(1)));
     },
   };
