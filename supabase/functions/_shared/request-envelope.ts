@@ -18,6 +18,39 @@ export type FunctionLogic = (
   cors: Headers,
 ) => Promise<Response>;
 
+/** The same, with the function's dependencies passed in (what handler.ts files export). */
+export type FunctionHandle<D> = (
+  req: Request,
+  config: Config,
+  deps: D,
+  log: RequestLog,
+  cors: Headers,
+) => Promise<Response>;
+
+/**
+ * A function's `createHandler(config, deps)`: its own handle wrapped in the envelope. The entry
+ * file is then `Deno.serve(createHandler(loadConfig(), deps))`.
+ */
+export function functionHandler<D extends EnvelopeDeps>(name: string, handle: FunctionHandle<D>) {
+  return (configResult: ConfigResult, deps: D): (req: Request) => Promise<Response> =>
+    createEnvelope(
+      name,
+      configResult,
+      deps,
+      (req, config, log, cors) => handle(req, config, deps, log, cors),
+    );
+}
+
+/** Refuses every method but the given ones, naming the allowed ones. */
+export function allowMethods(req: Request, methods: readonly ("GET" | "POST")[]): void {
+  if ((methods as readonly string[]).includes(req.method)) return;
+  throw new AppError(
+    "method_not_allowed",
+    `method ${req.method} is not allowed; use ${methods.join(" or ")}`,
+    { headers: { Allow: [...methods, "OPTIONS"].join(", ") } },
+  );
+}
+
 /** Refuses any path but the function's own (the gateway forwards `/<name>/...`). */
 export function assertOwnPath(req: Request, name: string, usage: string): void {
   const path = new URL(req.url).pathname.replace(/\/+$/, "");

@@ -1,13 +1,13 @@
 // HTTP side of wpp-create: method and CORS, caller, body, role, the Idempotency-Key, then the
 // provisioning flow. Every dependency comes in as an argument so tests can drive each branch.
 import { z } from "zod";
-import type { Config, ConfigResult } from "../_shared/config.ts";
+import type { Config } from "../_shared/config.ts";
 import { AppError, isAppError } from "../_shared/errors.ts";
 import { errorBody, jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import type { Mode, WppStore } from "../_shared/store.ts";
 import { maskSecret } from "../_shared/wpp/mod.ts";
@@ -49,11 +49,7 @@ async function handle(
   cors: Headers,
 ): Promise<Response> {
   assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  if (req.method !== "POST") {
-    throw new AppError("method_not_allowed", `method ${req.method} is not allowed; use POST`, {
-      headers: { Allow: "POST, OPTIONS" },
-    });
-  }
+  allowMethods(req, ["POST"]);
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
   const idempotencyKey = req.headers.get("idempotency-key");
@@ -169,14 +165,4 @@ async function withIdempotencyKey(
   return jsonResponse(answer.status, answer.body, cors);
 }
 
-export function createHandler(
-  configResult: ConfigResult,
-  deps: HandlerDeps,
-): (req: Request) => Promise<Response> {
-  return createEnvelope(
-    FUNCTION_NAME,
-    configResult,
-    deps,
-    (req, config, log, cors) => handle(req, config, deps, log, cors),
-  );
-}
+export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);

@@ -2,13 +2,13 @@
 // row disconnected and inactive, keeps the row and its audit trail. A repeat answers success too;
 // a stop that failed is retried by the repeat.
 import { z } from "zod";
-import type { Config, ConfigResult } from "../_shared/config.ts";
+import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
 import { jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
@@ -30,11 +30,7 @@ async function handle(
   cors: Headers,
 ): Promise<Response> {
   assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  if (req.method !== "POST") {
-    throw new AppError("method_not_allowed", `method ${req.method} is not allowed; use POST`, {
-      headers: { Allow: "POST, OPTIONS" },
-    });
-  }
+  allowMethods(req, ["POST"]);
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
   const body = await parseJsonBody(req, DisconnectRequestSchema);
@@ -113,14 +109,4 @@ async function handle(
   }, cors);
 }
 
-export function createHandler(
-  configResult: ConfigResult,
-  deps: HandlerDeps,
-): (req: Request) => Promise<Response> {
-  return createEnvelope(
-    FUNCTION_NAME,
-    configResult,
-    deps,
-    (req, config, log, cors) => handle(req, config, deps, log, cors),
-  );
-}
+export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);

@@ -2,14 +2,13 @@
 // asks for it (`GET ?session=` or `POST {"session"}`): `{success, qr}`, qr null while there is
 // none. Owners and admins only: whoever scans the QR links their phone to the organisation.
 import { z } from "zod";
-import type { Config, ConfigResult } from "../_shared/config.ts";
+import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
 import { jsonResponse } from "../_shared/http.ts";
-import { parseJsonBody } from "../_shared/body.ts";
-import { readQuery } from "../_shared/query.ts";
+import { readInput } from "../_shared/input.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import { observeConnection, SessionReplaced } from "../_shared/connection.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
@@ -29,20 +28,10 @@ async function handle(
   cors: Headers,
 ): Promise<Response> {
   assertOwnPath(req, FUNCTION_NAME, `GET /functions/v1/${FUNCTION_NAME}?session=<session>`);
-  if (req.method !== "GET" && req.method !== "POST") {
-    throw new AppError(
-      "method_not_allowed",
-      `method ${req.method} is not allowed; use GET or POST`,
-      {
-        headers: { Allow: "GET, POST, OPTIONS" },
-      },
-    );
-  }
+  allowMethods(req, ["GET", "POST"]);
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
-  const body = req.method === "POST"
-    ? await parseJsonBody(req, QrRequestSchema)
-    : readQuery(req, QrRequestSchema);
+  const body = await readInput(req, QrRequestSchema);
 
   const { store, env } = openScope(config, deps, log, caller.userId);
   const ctx = await store.context(caller.userId, { session: body.session });
@@ -89,14 +78,4 @@ async function handle(
   }, cors);
 }
 
-export function createHandler(
-  configResult: ConfigResult,
-  deps: HandlerDeps,
-): (req: Request) => Promise<Response> {
-  return createEnvelope(
-    FUNCTION_NAME,
-    configResult,
-    deps,
-    (req, config, log, cors) => handle(req, config, deps, log, cors),
-  );
-}
+export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);

@@ -3,19 +3,18 @@
 // so); otherwise one platform refresh per session at a time. It never creates a platform client,
 // and a member sees the status only: no QR, and no platform start on their behalf.
 import { z } from "zod";
-import type { Config, ConfigResult } from "../_shared/config.ts";
+import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
 import { jsonResponse } from "../_shared/http.ts";
-import { parseJsonBody } from "../_shared/body.ts";
+import { readInput } from "../_shared/input.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { assertOwnPath, createEnvelope } from "../_shared/request-envelope.ts";
+import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
 import { mayManage, openScope, requireMember } from "../_shared/scope.ts";
 import { observeConnection, type Observed, SessionReplaced } from "../_shared/connection.ts";
 import { isYoungSession } from "../_shared/session-age.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
-import { readQuery } from "../_shared/query.ts";
 
 export const FUNCTION_NAME = "wpp-status";
 
@@ -70,20 +69,10 @@ async function handle(
   cors: Headers,
 ): Promise<Response> {
   assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  if (req.method !== "GET" && req.method !== "POST") {
-    throw new AppError(
-      "method_not_allowed",
-      `method ${req.method} is not allowed; use POST or GET`,
-      {
-        headers: { Allow: "GET, POST, OPTIONS" },
-      },
-    );
-  }
+  allowMethods(req, ["POST", "GET"]);
   const caller = await deps.verifyToken(req.headers.get("authorization"));
   log.set({ user_id: caller.userId });
-  const body = req.method === "POST"
-    ? await parseJsonBody(req, StatusRequestSchema)
-    : readQuery(req, StatusRequestSchema, { force: "boolean" });
+  const body = await readInput(req, StatusRequestSchema, { force: "boolean" });
   // Without `force` (the plain GET of earlier versions) the platform is asked unless fresh.
   const force = body.force ?? true;
 
@@ -157,14 +146,4 @@ async function handle(
   }, cors);
 }
 
-export function createHandler(
-  configResult: ConfigResult,
-  deps: HandlerDeps,
-): (req: Request) => Promise<Response> {
-  return createEnvelope(
-    FUNCTION_NAME,
-    configResult,
-    deps,
-    (req, config, log, cors) => handle(req, config, deps, log, cors),
-  );
-}
+export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);

@@ -3,12 +3,12 @@
 // update the stored connection in the order the platform produced them; every verified event is
 // forwarded to the CRM's own receiver after the platform has its 200. An unknown secret gets a
 // 404 with no database write and nothing forwarded. Bodies, QRs and secrets are never logged.
-import type { Config, ConfigResult } from "../_shared/config.ts";
+import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
 import { jsonResponse } from "../_shared/http.ts";
 import { readCapped } from "../_shared/body.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { createEnvelope } from "../_shared/request-envelope.ts";
+import { allowMethods, functionHandler } from "../_shared/request-envelope.ts";
 import type { StoreFactory } from "../_shared/store.ts";
 import { readEvent } from "./event.ts";
 import type { Forwarder, ForwardResult } from "./forward.ts";
@@ -50,11 +50,7 @@ async function handle(
   const path = new URL(req.url).pathname.replace(/\/+$/, "");
   const match = path.match(/^\/wpp-webhook\/([^/]+)$/);
   if (!match) throw unknownUrl();
-  if (req.method !== "POST") {
-    throw new AppError("method_not_allowed", `method ${req.method} is not allowed; use POST`, {
-      headers: { Allow: "POST, OPTIONS" },
-    });
-  }
+  allowMethods(req, ["POST"]);
   let secret: string;
   try {
     secret = decodeURIComponent(match[1]);
@@ -116,14 +112,4 @@ async function handle(
   return jsonResponse(200, { success: true, request_id: log.requestId }, cors);
 }
 
-export function createHandler(
-  configResult: ConfigResult,
-  deps: WebhookDeps,
-): (req: Request) => Promise<Response> {
-  return createEnvelope(
-    FUNCTION_NAME,
-    configResult,
-    deps,
-    (req, config, log, cors) => handle(req, config, deps, log, cors),
-  );
-}
+export const createHandler = functionHandler<WebhookDeps>(FUNCTION_NAME, handle);
