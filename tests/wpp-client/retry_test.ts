@@ -17,7 +17,12 @@ const RETRIED: Operation[] = ["start", "status", "qr", "webhook", "stop"];
 
 for (const op of RETRIED) {
   simTest(`retry: ${op} is retried on 5xx, close and timeout`, async (h) => {
-    const { session } = await h.newSession({ timeoutMs: 300 });
+    // Four attempts: a connection cut while kept alive may be re-sent by fetch itself (these
+    // calls are safe to repeat, see perform.ts), so the cut costs the client one attempt or none.
+    const { session, events } = await h.newSession({
+      timeoutMs: 300,
+      retry: { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 },
+    });
     await session.getToken();
     await h.admin.setFault({ op, kind: "status", status: 503, times: 1 });
     await h.admin.setFault({ op, kind: "close", times: 1 });
@@ -29,10 +34,31 @@ for (const op of RETRIED) {
       webhook: () => session.registerWebhook("https://hooks.example.test/w"),
       stop: () => session.stop(),
     }[op as Exclude<Operation, "create" | "token">];
-    // All three attempts fail (one fault each); the next call goes through.
-    await rejectsWith(run(), "platform_timeout");
     await run();
+    // Every fault was met, and the call still went through.
     assert.equal((await h.admin.calls())[op], 4);
+    assert.deepEqual((await h.admin.faults()).filter((f) => f.op === op), []);
+    const mine = events.filter((e) => e.op === op);
+    assert.deepEqual(mine.at(-1)?.ok, true);
+    const codes = mine.filter((e) => !e.ok).map((e) => e.code);
+    assert.equal(codes[0], "platform_error");
+    assert.ok(codes.includes("platform_timeout"), codes.join());
+    assert.ok(codes.every((c) => c !== undefined && c !== "platform_rejected"), codes.join());
+  });
+
+  simTest(`retry: ${op} gives up after its attempts`, async (h) => {
+    const { session } = await h.newSession();
+    await session.getToken();
+    await h.admin.setFault({ op, kind: "status", status: 503 });
+    const run = {
+      start: () => session.startAccount(),
+      status: () => session.accountStatus(),
+      qr: () => session.getQr(),
+      webhook: () => session.registerWebhook("https://hooks.example.test/w"),
+      stop: () => session.stop(),
+    }[op as Exclude<Operation, "create" | "token">];
+    await rejectsWith(run(), "platform_error");
+    assert.equal((await h.admin.calls())[op], 3);
   });
 }
 
