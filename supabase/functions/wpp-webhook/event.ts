@@ -6,22 +6,35 @@ import { z } from "zod";
 import type { Connection } from "../_shared/store.ts";
 
 const text = z.string().trim().min(1).max(4096);
+// A QR may come as a data:image/png;base64 URL, easily larger than a word; the body cap
+// (WPP_WEBHOOK_MAX_BYTES) bounds it, as nothing bounds the QR the platform's qr route answers.
+const qrText = z.string().trim().min(1);
 const id = z.union([z.string().trim().min(1).max(128), z.number().int().nonnegative()])
   .transform(String);
 const time = z.union([z.number().finite().positive(), z.string().max(64)]);
+// A field that cannot be read counts as absent (`"timestamp": null`, `"qrcode": null` after a
+// link, a numeric message type): refusing the event would also keep it, an inbound message
+// perhaps, from the CRM's receiver. The account stays strict: without it nobody can tell whose
+// event it is.
+const lenient = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
+const objectOrAbsent = (v: unknown) =>
+  v !== null && typeof v === "object" && !Array.isArray(v) ? v : undefined;
 
 const EventSchema = z.looseObject({
-  type: text.optional(),
-  event: text.optional(),
+  type: lenient(text),
+  event: lenient(text),
   account: id.optional(),
-  qr: text.optional(),
-  qrcode: text.optional(),
-  timestamp: time.optional(),
-  data: z.looseObject({
-    account: id.optional(),
-    qr: text.optional(),
-    timestamp: time.optional(),
-  }).optional(),
+  qr: lenient(qrText),
+  qrcode: lenient(qrText),
+  timestamp: lenient(time),
+  data: z.preprocess(
+    objectOrAbsent,
+    z.looseObject({
+      account: id.optional(),
+      qr: lenient(qrText),
+      timestamp: lenient(time),
+    }).optional(),
+  ),
 });
 
 export interface PlatformEvent {
