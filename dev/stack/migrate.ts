@@ -34,7 +34,19 @@ export interface SetupOptions {
   migrationsDir?: string;
   /** Extra migration directories applied after the project's (test fixtures). */
   extraMigrationDirs?: string[];
+  /**
+   * SQL applied as the migrating role after the bootstrap and before the migrations, each text in
+   * a transaction of its own: a database that already holds someone else's tables (the host CRM's,
+   * tests/fixtures/brownfield) when the project's migrations first run.
+   */
+  preMigrationSql?: PreMigrationSql[];
   log?: (line: string) => void;
+}
+
+export interface PreMigrationSql {
+  /** Named in logs and in a MigrationError. */
+  name: string;
+  sql: string;
 }
 
 export interface DatabaseSetup {
@@ -214,8 +226,27 @@ async function applyMigrations(
   return applied;
 }
 
+/** What was there before the project: applied like a migration, not recorded as one. */
+async function applyPreMigrationSql(url: string, opts: SetupOptions): Promise<void> {
+  if (!opts.preMigrationSql?.length) return;
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    for (const { name, sql: text } of opts.preMigrationSql) {
+      try {
+        await sql.begin((tx) => tx.unsafe(text));
+      } catch (e) {
+        throw new MigrationError(name, describe(e));
+      }
+      opts.log?.(`applied pre-migration SQL ${name}`);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 export async function setupDatabase(opts: SetupOptions): Promise<DatabaseSetup> {
   const { migrator, migratorUrl } = await bootstrap(opts);
+  await applyPreMigrationSql(migratorUrl, opts);
   const applied = await applyMigrations(migratorUrl, opts);
   return { applied, migrator, migratorUrl };
 }

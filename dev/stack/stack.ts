@@ -13,7 +13,7 @@ import {
 } from "./keys.ts";
 import { isAlive, ProcessGroup } from "./processes.ts";
 import { startPostgres } from "./postgres.ts";
-import { createDatabase, dropDatabase, setupDatabase } from "./migrate.ts";
+import { createDatabase, dropDatabase, type PreMigrationSql, setupDatabase } from "./migrate.ts";
 import { startPostgrest, waitForHttp } from "./postgrest.ts";
 import {
   discoverFunctions,
@@ -65,6 +65,12 @@ export interface StackOptions {
   skipProjectFunctions?: boolean;
   extraFunctions?: FunctionSpec[];
   extraMigrationDirs?: string[];
+  /**
+   * SQL applied as `postgres` after Supabase's bootstrap and before the migrations, on a fresh
+   * database only: the tables and rows a database already had when the project was installed
+   * (tests/fixtures/brownfield).
+   */
+  preMigrationSql?: PreMigrationSql[];
   /** Extra gateway routes (the demo page), built once the keys and URLs are known. */
   extraRoutes?: (
     ctx: RouteContext,
@@ -287,12 +293,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }
     mark("postgres", s);
     s = performance.now();
+    if (!fresh && opts.preMigrationSql?.length) {
+      log("note: the database existed already: the pre-migration SQL is not applied again");
+    }
     const { applied, migrator, migratorUrl } = await setupDatabase({
       superuserUrl,
       password,
       ownsCluster: !opts.externalDbUrl,
       seed: fresh,
       extraMigrationDirs: opts.extraMigrationDirs,
+      preMigrationSql: fresh ? opts.preMigrationSql : undefined,
       log,
     });
     const dbUrl = migratorUrl;

@@ -11,13 +11,20 @@ export interface TestUser {
   userId: string;
   email: string;
   token: string;
+  /** Set when the user was created with one: they can sign in through /auth/v1. */
+  password?: string;
+}
+
+export interface UserOptions {
+  /** Stored as GoTrue stores it (bcrypt), with a confirmed email, so a password sign-in works. */
+  password?: string;
 }
 
 export interface TestOrg {
   orgId: string;
   user: TestUser;
   /** Adds another user to this organisation. */
-  addUser(role: Role): Promise<TestUser>;
+  addUser(role: Role, opts?: UserOptions): Promise<TestUser>;
 }
 
 const sql = db();
@@ -28,10 +35,36 @@ export async function closeDb(): Promise<void> {
 
 export { sql };
 
-export async function createUser(orgId: string | null, role: Role): Promise<TestUser> {
+export async function createUser(
+  orgId: string | null,
+  role: Role,
+  opts: UserOptions = {},
+): Promise<TestUser> {
   const userId = crypto.randomUUID();
   const email = `${userId.slice(0, 8)}@test.local`;
-  await sql`insert into auth.users (id, email) values (${userId}, ${email})`;
+  if (opts.password === undefined) {
+    await sql`insert into auth.users (id, email) values (${userId}, ${email})`;
+  } else {
+    // As supabase/seed.sql does: the auth service looks users up by instance and audience, and
+    // refuses a row whose token columns are NULL.
+    await sql`
+      insert into auth.users
+        (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+         raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at,
+         confirmation_token, recovery_token, email_change_token_new, email_change,
+         email_change_token_current, phone_change, phone_change_token, reauthentication_token)
+      values
+        ('00000000-0000-0000-0000-000000000000', ${userId}, 'authenticated', 'authenticated',
+         ${email}, extensions.crypt(${opts.password}, extensions.gen_salt('bf')), now(),
+         '{"provider": "email", "providers": ["email"]}'::jsonb, '{}'::jsonb, false, now(), now(),
+         '', '', '', '', '', '', '', '')`;
+    await sql`
+      insert into auth.identities
+        (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+      values (${userId}, ${userId},
+              ${sql.json({ sub: userId, email, email_verified: true })}, 'email', now(), now(),
+              now())`;
+  }
   if (orgId) {
     await sql`insert into public.profiles (id, organization_id, email) values (${userId}, ${orgId}, ${email})`;
     // The CRM's roles: owner and admin may connect; a 'manager' is one of the CRM's other roles.
@@ -39,19 +72,24 @@ export async function createUser(orgId: string | null, role: Role): Promise<Test
       role === "member" ? "manager" : role
     })`;
   }
-  return { userId, email, token: await mintUserToken(userId, { email }) };
+  return {
+    userId,
+    email,
+    token: await mintUserToken(userId, { email }),
+    ...(opts.password === undefined ? {} : { password: opts.password }),
+  };
 }
 
 /** A new organisation with one user of the given role. */
-export async function createOrg(role: Role = "admin"): Promise<TestOrg> {
+export async function createOrg(role: Role = "admin", opts: UserOptions = {}): Promise<TestOrg> {
   const orgId = crypto.randomUUID();
   await sql`insert into public.organizations (id, name) values (${orgId}, ${
     "Test org " + orgId.slice(0, 8)
   })`;
   return {
     orgId,
-    user: await createUser(orgId, role),
-    addUser: (r) => createUser(orgId, r),
+    user: await createUser(orgId, role, opts),
+    addUser: (r, o) => createUser(orgId, r, o),
   };
 }
 

@@ -1,258 +1,251 @@
-// The legacy repair that replaces the manual DELETE, the one-primary rule, and the seed.
+// wpp_repair_legacy_sessions(): every wpp row whose stored session cannot work (a placeholder,
+// no apiKey, no account), whatever its is_primary and is_active, is marked needs_new_session with
+// one `repaired` event; nothing is deleted or changed in the CRM's rows; a second run marks
+// nothing; a row under a live lease is left to its holder. It runs over the whole database, so
+// each test compares against what was there to mark just before.
 import assert from "node:assert/strict";
-import { serviceClient } from "../_support/stack.ts";
 import {
-  createTenant,
-  dropTenants,
   eventsOf,
-  insertIntegration,
+  insertRow,
+  newSession,
   openDb,
-  secretSettings,
-  snapshot,
+  PLACEHOLDER,
+  rpc,
   type Sql,
+  stateOf,
+  validSettings,
 } from "./_fixtures.ts";
 
-const service = serviceClient();
-
-async function repair(): Promise<number> {
-  const { data, error } = await service.rpc("wpp_repair_legacy_sessions");
-  assert.equal(error, null, error?.message);
-  return data as number;
+/** Organisations without users: the repair needs none. */
+async function bareOrgs(sql: Sql, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, () => crypto.randomUUID());
+  for (const id of ids) {
+    await sql`insert into public.organizations (id, name) values (${id}, 'Repair test')`;
+  }
+  return ids;
 }
 
-async function repairedEventCount(sql: Sql): Promise<number> {
-  const [{ n }] = await sql`select count(*)::int as n from public.integration_events
-                            where action = 'repaired'`;
+async function dropOrgs(sql: Sql, ids: string[]) {
+  await sql`delete from public.wpp_integration_events where organization_id in ${sql(ids)}`;
+  await sql`delete from public.organizations where id in ${sql(ids)}`;
+}
+
+/** Rows the repair would mark right now, anywhere. */
+async function markable(sql: Sql): Promise<number> {
+  const [{ n }] = await sql`
+    select count(*)::int as n from public.messenger_integrations i
+      left join public.wpp_integration_state s on s.integration_id = i.id
+     where i.provider = 'wpp'
+       and not public.wpp_session_is_valid(i.settings, s.session_state)
+       and s.session_state is distinct from 'needs_new_session'
+       and not coalesce(s.lease_id is not null and s.lease_expires_at > now(), false)`;
   return n;
 }
 
-/**
- * The repair works on the whole shared database, so it may also mark rows of the seed or of
- * other tests. Those are put back as they were afterwards.
- */
-async function foreignCandidates(sql: Sql, mine: string[]) {
-  const rows = await sql<{ id: string }[]>`
-    select id from public.messenger_integrations i
-    where provider = 'wpp' and session_state <> 'needs_new_session'
-      and not public.wpp_session_is_valid(settings, session_state)
-      and not (provision_lease_id is not null and provision_lease_expires_at > clock_timestamp())
-      and id not in ${sql(mine)}`;
-  const [{ max }] = await sql`select coalesce(max(id), 0)::bigint as max
-                              from public.integration_events`;
-  return { ids: rows.map((r) => r.id), lastEventId: max as string };
+async function rowsOf(sql: Sql, orgIds: string[]): Promise<string> {
+  const [r] = await sql`select jsonb_agg(to_jsonb(m) order by m.id) as rows
+                          from public.messenger_integrations m
+                         where m.organization_id in ${sql(orgIds)}`;
+  return JSON.stringify(r.rows);
 }
 
-async function restoreForeign(sql: Sql, foreign: { ids: string[]; lastEventId: string }) {
-  if (!foreign.ids.length) return;
-  await sql`update public.messenger_integrations set session_state = 'ok'
-            where id in ${sql(foreign.ids)}`;
-  await sql`delete from public.integration_events
-            where action = 'repaired' and id > ${foreign.lastEventId}
-              and integration_id in ${sql(foreign.ids)}`;
+function repair(): Promise<number> {
+  return rpc("wpp_repair_legacy_sessions", {}) as unknown as Promise<number>;
 }
 
-Deno.test("client_system is repaired in place, once, and then gets a new session in the same row", async () => {
+Deno.test("repair: every shape of unusable wpp row is marked once, with one event, and nothing is deleted", async () => {
   const sql = openDb();
-  const t = await createTenant(sql, "Legacy tenant");
-  const other = await createTenant(sql, "Legacy neighbours");
-  let foreign = { ids: [] as string[], lastEventId: "0" };
+  // One primary per organisation and type (the stand-in's constraint): a tenant per primary row.
+  const orgs = await bareOrgs(sql, 4);
   try {
-    const legacy = await insertIntegration(sql, t.orgId, {
-      wppAccountNumber: "client_system",
-      wppApiKey: "legacy-key-0000000000",
-      greeting: "hi",
-    });
-    const keyless = await insertIntegration(sql, other.orgId, {
-      wppAccountNumber: "0000000000070",
-    });
-    const healthy = await insertIntegration(
-      sql,
-      other.orgId,
-      secretSettings("0000000000071"),
-      { isPrimary: false },
-    );
-    const notWpp = await insertIntegration(sql, other.orgId, {}, { provider: "greenapi" });
-
-    const valid = await service.rpc("wpp_session_is_valid", {
-      settings: (await snapshot(sql, legacy)).settings,
-      session_state: "ok",
-    });
-    assert.equal(valid.data, false, "a placeholder session is never valid");
-
-    foreign = await foreignCandidates(sql, [legacy, keyless, healthy, notWpp]);
-    const before = { healthy: await snapshot(sql, healthy), notWpp: await snapshot(sql, notWpp) };
-
-    const changed = await repair();
-    assert.equal(changed, 2 + foreign.ids.length, "the placeholder row and the keyless row");
-    assert.equal((await snapshot(sql, legacy)).session_state, "needs_new_session");
-    assert.equal((await snapshot(sql, keyless)).session_state, "needs_new_session");
-    assert.deepEqual(await snapshot(sql, healthy), before.healthy, "a valid row is left alone");
-    assert.deepEqual(await snapshot(sql, notWpp), before.notWpp, "other providers are left alone");
-    assert.deepEqual(
-      (await snapshot(sql, legacy)).settings,
-      { wppAccountNumber: "client_system", wppApiKey: "legacy-key-0000000000", greeting: "hi" },
-      "nothing is deleted",
-    );
-    assert.deepEqual((await eventsOf(sql, legacy)).map((e) => [e.action, e.details]), [
-      ["repaired", {
-        reason: "placeholder_session",
-        previous_account_number: "client_system",
-        session_state: "needs_new_session",
-      }],
-    ]);
-    assert.deepEqual((await eventsOf(sql, keyless)).map((e) => [e.action, e.details]), [
-      ["repaired", { reason: "missing_credentials", session_state: "needs_new_session" }],
-    ]);
-
-    const repairedBefore = await repairedEventCount(sql);
-    const legacyBefore = await snapshot(sql, legacy);
-    assert.equal(await repair(), 0, "a second run changes nothing");
-    assert.equal(await repairedEventCount(sql), repairedBefore, "and records nothing");
-    assert.deepEqual(await snapshot(sql, legacy), legacyBefore);
-
-    const b = await service.rpc("wpp_provision_begin", { p_organization_id: t.orgId });
-    assert.equal(b.error, null);
-    assert.equal(b.data.decision, "create");
-    assert.equal(b.data.integration_id, legacy, "the same row, not a new one");
-    assert.equal(b.data.reason, "placeholder_session");
-    assert.equal(b.data.session, "client_system");
-
-    const done = await service.rpc("wpp_provision_complete", {
-      p_integration_id: legacy,
-      p_lease_id: b.data.lease_id,
-      p_session: "0000000000072",
-      p_api_key: "real-key-72",
-    });
-    assert.equal(done.error, null);
-    const fixed = await snapshot(sql, legacy);
-    assert.equal(fixed.session_state, "ok");
-    const { wppSessionCreatedAt, ...fixedSettings } = fixed.settings;
-    assert.equal(
-      typeof wppSessionCreatedAt,
-      "number",
-      "complete records when the session was made",
-    );
-    assert.deepEqual(fixedSettings, {
-      wppAccountNumber: "0000000000072",
-      wppApiKey: "real-key-72",
-      greeting: "hi",
-    });
-    const recreated = (await eventsOf(sql, legacy)).at(-1);
-    assert.equal(recreated?.action, "recreated");
-    assert.equal(recreated?.details.previous_session, "client_system");
-    assert.equal(recreated?.details.reason, "placeholder_session");
-
-    assert.equal(await repair(), 0, "a repaired and reconnected row stays out of the repair");
-    const [{ n }] = await sql`select count(*)::int as n from public.messenger_integrations
-                              where organization_id = ${t.orgId}`;
-    assert.equal(n, 1);
-  } finally {
-    await restoreForeign(sql, foreign);
-    await dropTenants(sql, [t, other]);
-    await sql.end();
-  }
-});
-
-Deno.test("the repair leaves a row alone while its lease is live", async () => {
-  const sql = openDb();
-  const t = await createTenant(sql, "Leased tenant");
-  let foreign = { ids: [] as string[], lastEventId: "0" };
-  try {
-    const b = await service.rpc("wpp_provision_begin", { p_organization_id: t.orgId });
-    assert.equal(b.data.decision, "create");
-    foreign = await foreignCandidates(sql, [b.data.integration_id]);
-    const before = await snapshot(sql, b.data.integration_id);
-    await repair();
-    assert.deepEqual(await snapshot(sql, b.data.integration_id), before);
-    assert.deepEqual(await eventsOf(sql, b.data.integration_id), []);
-  } finally {
-    await restoreForeign(sql, foreign);
-    await dropTenants(sql, [t]);
-    await sql.end();
-  }
-});
-
-Deno.test("one active primary WhatsApp/WPP integration per organisation", async () => {
-  const sql = openDb();
-  const t = await createTenant(sql, "Primary tenant");
-  const other = await createTenant(sql, "Primary neighbour");
-  try {
-    const row = (orgId: string, extra: Record<string, unknown> = {}) => ({
-      organization_id: orgId,
-      messenger_type: "whatsapp",
-      provider: "wpp",
-      name: "WhatsApp",
-      is_primary: true,
-      ...extra,
-    });
-    const first = await service.from("messenger_integrations").insert(row(t.orgId));
-    assert.equal(first.error, null);
-    const second = await service.from("messenger_integrations").insert(row(t.orgId));
-    assert.equal(second.error?.code, "23505", "a second active primary is refused");
-    assert.match(second.error!.message, /messenger_integrations_one_primary_wpp/);
-
-    const allowed = [
-      row(t.orgId, { is_active: false }),
-      row(t.orgId, { is_primary: false }),
-      row(t.orgId, { provider: "greenapi" }),
-      row(t.orgId, { messenger_type: "telegram", provider: "telegram_bot" }),
-      row(other.orgId),
-    ];
-    for (const r of allowed) {
-      const res = await service.from("messenger_integrations").insert(r);
-      assert.equal(res.error, null, JSON.stringify(r));
+    const shapes: {
+      id: string;
+      reason: "placeholder_session" | "missing_credentials";
+      primary: boolean;
+      active: boolean;
+      account: string | null;
+    }[] = [];
+    let i = 0;
+    for (const primary of [true, false]) {
+      for (const active of [true, false]) {
+        const org = orgs[i++];
+        for (
+          const [reason, settings] of [
+            ["placeholder_session", { ...PLACEHOLDER, greeting: "hi" }],
+            ["missing_credentials", { wppAccountNumber: newSession(), note: "no key" }],
+          ] as const
+        ) {
+          // Each org holds one primary at most: the second shape of a primary org is not primary.
+          const isPrimary = primary && reason === "placeholder_session";
+          const id = await insertRow(sql, org, { primary: isPrimary, active, settings });
+          shapes.push({
+            id,
+            reason,
+            primary: isPrimary,
+            active,
+            account: settings.wppAccountNumber,
+          });
+        }
+        if (primary) {
+          const id = await insertRow(sql, org, {
+            active,
+            settings: { wppAccountNumber: newSession(), wppApiKey: "" },
+            ageSeconds: 5,
+          });
+          shapes.push({ id, reason: "missing_credentials", primary: false, active, account: null });
+        }
+      }
     }
-    const reactivate = await service.from("messenger_integrations").update({ is_active: true })
-      .eq("organization_id", t.orgId).eq("provider", "wpp").eq("is_active", false);
-    assert.equal(reactivate.error?.code, "23505", "reactivating a second primary is refused too");
+    // The primary rows without a key, each in an org of its own.
+    const noKeyPrimaries = await bareOrgs(sql, 2);
+    orgs.push(...noKeyPrimaries);
+    for (const [n, org] of noKeyPrimaries.entries()) {
+      const id = await insertRow(sql, org, { primary: true, active: n === 0, settings: {} });
+      shapes.push({
+        id,
+        reason: "missing_credentials",
+        primary: true,
+        active: n === 0,
+        account: null,
+      });
+    }
+    const odd = await insertRow(sql, orgs[1], {
+      settings: { wppAccountNumber: "  CLIENT_System ", wppApiKey: "k" },
+    });
+    shapes.push({
+      id: odd,
+      reason: "placeholder_session",
+      primary: false,
+      active: true,
+      account: "CLIENT_System",
+    });
+    // Left alone: usable sessions, and other providers' rows.
+    const valid = await insertRow(sql, orgs[0], { settings: validSettings() });
+    const greenapi = await insertRow(sql, orgs[0], {
+      provider: "greenapi",
+      settings: { idInstance: "1" },
+    });
+    const rowsBefore = await rowsOf(sql, orgs);
+    const expected = await markable(sql);
+    assert.ok(expected >= shapes.length, `${expected} markable`);
 
-    const [{ n }] = await sql`select count(*)::int as n from public.messenger_integrations
-                              where organization_id = ${t.orgId} and provider = 'wpp'
-                                and is_active and is_primary and messenger_type = 'whatsapp'`;
-    assert.equal(n, 1);
+    assert.equal(await repair(), expected, "it reports how many rows it marked");
+    for (const s of shapes) {
+      const state = await stateOf(sql, s.id);
+      assert.equal(state?.session_state, "needs_new_session", JSON.stringify(s));
+      assert.equal(state?.repair_reason, s.reason, JSON.stringify(s));
+    }
+    assert.equal(await stateOf(sql, valid), undefined, "a usable row gets no state");
+    assert.equal(await stateOf(sql, greenapi), undefined);
+    assert.equal(await rowsOf(sql, orgs), rowsBefore, "no CRM row deleted, added or changed");
+
+    const events = (await Promise.all(orgs.map((o) => eventsOf(sql, o)))).flat();
+    assert.ok(events.every((e) => e.action === "repaired"));
+    assert.equal(events.length, shapes.length, "one event per marked row");
+    for (const s of shapes) {
+      const mine = events.filter((e) => e.integration_id === s.id);
+      assert.equal(mine.length, 1);
+      assert.deepEqual(mine[0].details, {
+        reason: s.reason,
+        is_primary: s.primary,
+        is_active: s.active,
+        ...(s.reason === "placeholder_session" ? { previous_account_number: s.account } : {}),
+      });
+      assert.equal(mine[0].actor_user_id, null);
+    }
+
+    assert.equal(await repair(), 0, "a second run marks nothing");
+    assert.equal(
+      (await Promise.all(orgs.map((o) => eventsOf(sql, o)))).flat().length,
+      shapes.length,
+      "and records nothing",
+    );
+    assert.equal(await rowsOf(sql, orgs), rowsBefore);
   } finally {
-    await dropTenants(sql, [t, other]);
-    await sql.end();
+    await dropOrgs(sql, orgs);
+    await sql.end({ timeout: 5 });
   }
 });
 
-Deno.test("seed: the demo users, organisations and the legacy row are in place", async () => {
+Deno.test("repair: a row under a live lease is skipped until the lease is gone; a row already marked is not marked again", async () => {
   const sql = openDb();
+  const [org] = await bareOrgs(sql, 1);
   try {
-    const users = await sql`
-      select u.id, u.email, p.organization_id, p.role
-      from auth.users u left join public.profiles p on p.id = u.id
-      where u.email in ('owner@demo.local', 'admin@demo.local', 'member@demo.local',
-                        'admin@other.local', 'loner@demo.local')
-      order by u.email`;
-    const demo = "11111111-1111-4111-8111-111111111111";
-    const otherOrg = "22222222-2222-4222-8222-222222222222";
-    assert.deepEqual(users.map((u) => [u.email, u.id, u.organization_id, u.role]), [
-      ["admin@demo.local", "a0000000-0000-4000-8000-000000000002", demo, "admin"],
-      ["admin@other.local", "b0000000-0000-4000-8000-000000000001", otherOrg, "admin"],
-      ["loner@demo.local", "c0000000-0000-4000-8000-000000000001", null, null],
-      ["member@demo.local", "a0000000-0000-4000-8000-000000000003", demo, "member"],
-      ["owner@demo.local", "a0000000-0000-4000-8000-000000000001", demo, "owner"],
-    ]);
-    const orgs = await sql`select id, name from public.organizations
-                           where id in ${sql([demo, otherOrg])} order by name`;
-    assert.deepEqual(orgs.map((o) => o.name), ["Demo CRM", "Other CRM"]);
+    const leased = await insertRow(sql, org, { primary: true, settings: {} });
+    await sql`insert into public.wpp_integration_state
+                (integration_id, organization_id, lease_id, lease_expires_at, lease_reason)
+              values (${leased}, ${org}, gen_random_uuid(), now() + interval '1 minute', 'add_new')`;
+    const dead = await insertRow(sql, org, { settings: validSettings() });
+    await sql`insert into public.wpp_integration_state
+                (integration_id, organization_id, session_state, repair_reason)
+              values (${dead}, ${org}, 'needs_new_session', 'dead_key')`;
+    await repair();
+    assert.equal((await stateOf(sql, leased))!.session_state, "ok", "its holder is filling it");
+    assert.equal((await stateOf(sql, dead))!.repair_reason, "dead_key", "kept as it was");
+    assert.deepEqual(await eventsOf(sql, org), []);
 
-    // Other tests may reconnect Other CRM, so the row is checked as the seed wrote it.
-    const [legacy] = await sql`select id, organization_id from public.messenger_integrations
-                               where id = '33333333-3333-4333-8333-333333333333'`;
-    assert.equal(legacy?.organization_id, otherOrg);
-    const valid = await service.rpc("wpp_session_is_valid", {
-      settings: {
-        wppAccountNumber: "client_system",
-        wppApiKey: "legacy-key-0000000000",
-        greeting: "hi",
-      },
-      session_state: "ok",
-    });
-    assert.equal(valid.error, null);
-    assert.equal(valid.data, false, "the seeded legacy session is rejected without any repair");
+    await sql`update public.wpp_integration_state set lease_expires_at = now() - interval '1 second'
+               where integration_id = ${leased}`;
+    assert.ok(await repair() >= 1);
+    assert.equal((await stateOf(sql, leased))!.session_state, "needs_new_session");
+    assert.deepEqual((await eventsOf(sql, org)).map((e) => [e.action, e.integration_id]), [
+      ["repaired", leased],
+    ]);
   } finally {
-    await sql.end();
+    await dropOrgs(sql, [org]);
+    await sql.end({ timeout: 5 });
+  }
+});
+
+Deno.test("repair: a placeholder added to wpp_session_placeholders is recognised (the runbook)", async () => {
+  const sql = openDb();
+  const [org] = await bareOrgs(sql, 1);
+  const placeholder = `legacy_${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const id = await insertRow(sql, org, {
+      settings: { wppAccountNumber: placeholder.toUpperCase(), wppApiKey: "k" },
+    });
+    await repair();
+    assert.equal(await stateOf(sql, id), undefined, "not a placeholder yet: a usable session");
+    await sql`insert into public.wpp_session_placeholders (value, note) values (${placeholder}, 'test')`;
+    assert.ok(await repair() >= 1);
+    assert.equal((await stateOf(sql, id))!.repair_reason, "placeholder_session");
+  } finally {
+    await sql`delete from public.wpp_session_placeholders where value = ${placeholder}`;
+    await dropOrgs(sql, [org]);
+    await sql.end({ timeout: 5 });
+  }
+});
+
+Deno.test("repair, then a click: the marked row gets a session in place and is no longer marked", async () => {
+  const sql = openDb();
+  const [org] = await bareOrgs(sql, 1);
+  try {
+    const legacy = await insertRow(sql, org, { settings: { ...PLACEHOLDER, greeting: "hi" } });
+    await repair();
+    const begin = await rpc("wpp_provision_begin", {
+      p_organization_id: org,
+      p_actor: crypto.randomUUID(),
+    });
+    assert.deepEqual([begin.decision, begin.reason, begin.integration_id], [
+      "create",
+      "placeholder_session",
+      legacy,
+    ]);
+    const session = newSession();
+    await rpc("wpp_provision_complete", {
+      p_integration_id: legacy,
+      p_lease_id: begin.lease_id,
+      p_session: session,
+      p_api_key: "new-key",
+    });
+    const state = await stateOf(sql, legacy);
+    assert.deepEqual([state!.session_state, state!.repair_reason], ["ok", null]);
+    await repair();
+    assert.equal((await stateOf(sql, legacy))!.session_state, "ok");
+    assert.deepEqual((await eventsOf(sql, org)).map((e) => e.action), ["repaired", "created"]);
+  } finally {
+    await dropOrgs(sql, [org]);
+    await sql.end({ timeout: 5 });
   }
 });
