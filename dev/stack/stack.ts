@@ -112,6 +112,22 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * A port found free may be taken by another process before the function binds it (another stack
+ * starting at the same moment): such a start is retried on another free port.
+ */
+async function startOnFreePort<T>(start: (port: number) => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start(freePort());
+    } catch (e) {
+      if (attempt >= tries || !/address already in use/i.test(String((e as Error).message))) {
+        throw e;
+      }
+    }
+  }
+}
+
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -421,15 +437,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const instances = Math.max(1, opts.functionInstances ?? 1);
     const started = await Promise.all(
       specs.flatMap((spec) =>
-        Array.from({ length: instances }, (_, i) => {
-          const port = freePort();
+        Array.from({ length: instances }, async (_, i) => {
           const instance = instances > 1 ? i + 1 : 0;
-          const start = () =>
+          const start = (port: number) =>
             startFunction(group, spec, port, functionEnv, echo, instance, opts.functionLogDir);
-          return start().then((fn) => {
-            sup.watch(fn.child.name, fn.child, async () => (await start()).child);
-            return fn;
-          });
+          const fn = await startOnFreePort(start);
+          // A restart keeps the port: the gateway's upstream list is fixed once started.
+          sup.watch(fn.child.name, fn.child, async () => (await start(fn.port)).child);
+          return fn;
         })
       ),
     );
