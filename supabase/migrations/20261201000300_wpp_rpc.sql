@@ -535,6 +535,11 @@ begin
     else 'forced'
   end;
 
+  -- The create's complete must write this row. A transaction holding it (a CRM function writing
+  -- settings) would leave the new platform client unstorable: better a 55P03 (database_busy)
+  -- now, before any client exists. The state row is locked already: the same order as complete.
+  perform 1 from public.messenger_integrations i where i.id = v_row.id for no key update;
+
   v_lease := gen_random_uuid();
   v_expires := v_now + make_interval(secs => p_lease_seconds);
   if v_state.lease_id is not null then
@@ -930,12 +935,15 @@ declare
   v_valid boolean;
 begin
   select i.* into v_row from public.messenger_integrations i
-   where i.id = p_integration_id and i.organization_id = p_organization_id and i.provider = 'wpp'
-   for update;
+   where i.id = p_integration_id and i.organization_id = p_organization_id and i.provider = 'wpp';
   if v_row.id is null then
     return jsonb_build_object('outcome', 'not_found');
   end if;
+  -- The state row first, then the integration row: the order wpp_provision_begin and
+  -- wpp_provision_complete take them in, so the three never deadlock.
   v_state := private.wpp_state_for(v_row);
+  select i.* into v_row from public.messenger_integrations i where i.id = p_integration_id
+   for update;
   v_now := clock_timestamp();
   if v_state.lease_id is not null and v_state.lease_expires_at > v_now then
     return jsonb_build_object('outcome', 'busy', 'reason', 'provisioning',

@@ -1,9 +1,10 @@
-// The bad input corpus: methods, paths, headers, tokens, bodies, sizes, encodings and
-// cross-tenant attempts. Every request gets a 4xx with a code and a message, nothing in the
-// database or on the platform changes, and no secret shows up in an answer or a log line.
+// The bad input corpus, for every function: methods, paths, headers, tokens, bodies, queries,
+// sizes, encodings, webhook URLs and cross-tenant attempts. Every request gets a 4xx with a code
+// and a message, nothing in the database or on the platform changes, and no secret shows up in an
+// answer or a log line. Sent raw (not through the CRM helper): the panel never sends these.
 import assert from "node:assert/strict";
+import { crmHelper } from "../_support/crm-helper.ts";
 import {
-  callFunction,
   closeDb,
   createOrg,
   createUser,
@@ -11,10 +12,11 @@ import {
   sim,
   snapshot,
   sql,
+  type TestOrg,
 } from "../_support/wpp.ts";
 import { mintUserToken, projectKeys, stack } from "../_support/stack.ts";
 import { type BadRequest, buildCorpus } from "./_corpus.ts";
-import { countBy, test, textTable } from "./_helpers.ts";
+import { countBy, test, textTable, waitFor } from "./_helpers.ts";
 
 interface Answer {
   request: BadRequest;
@@ -28,7 +30,7 @@ async function send(r: BadRequest): Promise<Answer> {
   const headers = new Headers({ "content-type": "application/json", ...r.headers });
   if (r.authorization !== undefined) headers.set("authorization", r.authorization);
   const body = typeof r.body === "function" ? r.body() : r.body;
-  const res = await fetch(`${stack.url}/functions/v1/wpp-create${r.path ?? ""}`, {
+  const res = await fetch(`${stack.url}/functions/v1/${r.fn}${r.path ?? ""}`, {
     method: r.method ?? "POST",
     headers,
     body,
@@ -45,8 +47,10 @@ async function send(r: BadRequest): Promise<Answer> {
 /** Every credential the stack and the platform hold, plus every JWT this test sent. */
 async function secrets(sent: string[]): Promise<string[]> {
   const state = await sim.state({ reveal: true });
-  const stored = await sql<{ token: string | null }[]>`
-    select settings ->> 'wppJwtToken' as token from public.messenger_integrations`;
+  const stored = await sql<{ token: string | null; secret: string | null }[]>`
+    select i.settings ->> 'wppJwtToken' as token, s.webhook_secret as secret
+      from public.messenger_integrations i
+      left join public.wpp_integration_state s on s.integration_id = i.id`;
   const jwts = sent.flatMap((t) => {
     const parts = t.split(".");
     return parts.length === 3 && parts[2].length >= 16 ? [t, parts[2]] : [];
@@ -57,17 +61,33 @@ async function secrets(sent: string[]): Promise<string[]> {
     stack.jwtSecret,
     ...state.sessions.map((s) => s.apiKey),
     ...state.tokens.map((t) => t.token),
-    ...stored.flatMap((r) => (r.token ? [r.token] : [])),
+    ...stored.flatMap((r) => [r.token, r.secret].filter((v): v is string => !!v)),
     ...jwts,
   ].filter((s) => s.length >= 12);
 }
 
-test("bad input corpus: every request refused with a 4xx, nothing written, nothing leaked", async () => {
+async function connected(org: TestOrg): Promise<{ session: string; integrationId: string }> {
+  const r = await crmHelper({ token: org.user.token }).post("wpp-create", { add_new: false });
+  assert.equal(r.status, 200, JSON.stringify(r.data));
+  const session = String(r.data?.session);
+  // The platform's QR event must have landed before the snapshot, or it would change the state.
+  await waitFor(`the QR event of ${session}`, async () => {
+    const d = await sim.deliveries({ session, type: "qr" });
+    return d.some((x) => x.attempt > 0) ? true : undefined;
+  });
+  return { session, integrationId: String(r.data?.integration_id) };
+}
+
+test("bad input corpus: every function refuses with a 4xx, writes nothing, leaks nothing", async () => {
   await sim.clearFaults();
   // Two organisations with live sessions, so there is something to steal or to break.
   const a = await createOrg("admin");
   const b = await createOrg("admin");
-  for (const org of [a, b]) assert.equal((await callFunction(org.user.token)).status, 200);
+  const liveA = await connected(a);
+  const liveB = await connected(b);
+  const [{ secret }] = await sql<{ secret: string }[]>`
+    select webhook_secret as secret from public.wpp_integration_state
+     where integration_id = ${liveA.integrationId}`;
   const member = await a.addUser("member");
   const loner = await createUser(null, "member");
   const corpus = await buildCorpus({
@@ -87,8 +107,16 @@ test("bad input corpus: every request refused with a 4xx, nothing written, nothi
     tokenMemberClaimingOwner: await mintUserToken(member.userId, {
       claims: { user_role: "owner", app_metadata: { role: "owner" } },
     }),
+    sessionA: liveA.session,
+    sessionB: liveB.session,
+    integrationA: liveA.integrationId,
+    integrationB: liveB.integrationId,
+    webhookSecretA: secret,
   });
-  assert.ok(corpus.length >= 150, `only ${corpus.length} cases`);
+  const perFunction = countBy(corpus, (r) => r.fn);
+  for (const fn of ["wpp-create", "wpp-status", "wpp-qr", "wpp-disconnect", "wpp-webhook"]) {
+    assert.ok((perFunction[fn] ?? 0) >= 25, `${fn}: only ${perFunction[fn] ?? 0} cases`);
+  }
 
   const before = await snapshot();
   const answers: Answer[] = [];
@@ -97,7 +125,7 @@ test("bad input corpus: every request refused with a 4xx, nothing written, nothi
 
   const problems: string[] = [];
   for (const a of answers) {
-    const what = `${a.request.group} / ${a.request.name}`;
+    const what = `${a.request.fn} / ${a.request.group} / ${a.request.name}`;
     if (a.status !== a.request.expect) {
       problems.push(
         `${what}: HTTP ${a.status}, expected ${a.request.expect}: ${a.text.slice(0, 200)}`,
@@ -115,21 +143,20 @@ test("bad input corpus: every request refused with a 4xx, nothing written, nothi
   const sent = corpus.flatMap((
     r,
   ) => (r.authorization ? [r.authorization.replace(/^\S+\s*/, "")] : []));
+  const logs: string[] = [];
+  for (const fn of Object.keys(perFunction)) logs.push(...await functionLogLines(fn));
   const haystacks = [
     ...answers.map((a) => ({
-      where: `answer to ${a.request.name}`,
+      where: `answer of ${a.request.fn} to ${a.request.name}`,
       text: `${a.headers}\n${a.text}`,
     })),
-    ...(await functionLogLines()).map((line, i) => ({
-      where: `function log line ${i}`,
-      text: line,
-    })),
+    ...logs.map((line, i) => ({ where: `function log line ${i}`, text: line })),
   ];
-  for (const secret of await secrets(sent)) {
+  const known = await secrets(sent);
+  assert.ok(known.includes(secret), "the webhook secret is among the secrets scanned for");
+  for (const s of known) {
     for (const h of haystacks) {
-      if (h.text.includes(secret)) {
-        problems.push(`${h.where} contains a secret (${secret.slice(0, 6)}…)`);
-      }
+      if (h.text.includes(s)) problems.push(`${h.where} contains a secret (${s.slice(0, 6)}…)`);
     }
   }
   for (const h of haystacks) {
@@ -138,15 +165,24 @@ test("bad input corpus: every request refused with a 4xx, nothing written, nothi
     }
   }
 
-  const byGroup = Object.entries(countBy(answers, (a) => a.request.group)).map(([group, n]) => {
-    const statuses = countBy(answers.filter((a) => a.request.group === group), (a) => a.status);
-    return [group, String(n), Object.entries(statuses).map(([s, c]) => `${s}×${c}`).join(" ")];
-  });
-  console.log(textTable(["group", "requests", "answers"], byGroup));
+  const groups = [...new Set(answers.map((a) => `${a.request.fn} / ${a.request.group}`))];
+  console.log(textTable(
+    ["function / group", "requests", "answers"],
+    groups.map((g) => {
+      const mine = answers.filter((a) => `${a.request.fn} / ${a.request.group}` === g);
+      const statuses = countBy(mine, (a) => a.status);
+      return [
+        g,
+        String(mine.length),
+        Object.entries(statuses).map(([s, c]) => `${s}×${c}`).join(" "),
+      ];
+    }),
+  ));
   console.log(
-    `${answers.length} requests, codes: ${
-      JSON.stringify(countBy(answers, (a) => String(a.json.code)))
-    }`,
+    `${answers.length} requests (${JSON.stringify(perFunction)}), ${logs.length} log lines ` +
+      `scanned for ${known.length} secrets; codes: ${
+        JSON.stringify(countBy(answers, (a) => String(a.json.code)))
+      }`,
   );
   assert.deepEqual(problems, []);
 });
