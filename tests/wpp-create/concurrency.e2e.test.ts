@@ -130,6 +130,9 @@ test("concurrency e2e: 50 concurrent first clicks over both processes make one c
   }
   assert.equal((await integrations(org.orgId)).length, 1);
   assert.equal(calls.start, 1, "one start: the others waited for its QR");
+  // Only the request holding the refresh asks for the new apiKey's token, so clicks that arrive
+  // right after the create do not each fetch one.
+  assert.equal(calls.token, 1, "one token for the new apiKey");
 });
 
 test("concurrency e2e: 30 concurrent clicks on a stale session make one start, one registration", async () => {

@@ -677,10 +677,12 @@ Deno.test("create unit: a dead key on an old session self-heals with a new sessi
 Deno.test("create unit: a refused key on a young session is not dead: 502, no new session", async () => {
   const h = await setup();
   h.store.context = callerContext({
+    // Stale: a fresh stored QR would answer without asking the platform at all.
     integration: integration({
       jwt_token: null,
       jwt_expires_at: null,
       session_created_at: T0 - 10_000,
+      fresh: false,
     }),
   });
   h.platform.failNext(
@@ -699,7 +701,12 @@ Deno.test("create unit: a refused key on a young session is not dead: 502, no ne
 
 Deno.test("create unit: a young session's first token is waited for, then cached", async () => {
   const h = await setup();
-  const young = integration({ jwt_token: null, jwt_expires_at: null, session_created_at: T0 - 5 });
+  const young = integration({
+    jwt_token: null,
+    jwt_expires_at: null,
+    session_created_at: T0 - 5,
+    fresh: false,
+  });
   h.store.context = callerContext({ integration: young });
   const r = await h.post({});
   assert.equal(r.status, 200, r.text);

@@ -7,6 +7,7 @@
 import type { PlatformPort, SessionPort } from "./platform-port.ts";
 import type { Connection, Integration, WppStore } from "./store.ts";
 import type { StartResult } from "./wpp/mod.ts";
+import { isYoungSession } from "./session-age.ts";
 
 /**
  * What the caller may do to the platform:
@@ -38,6 +39,8 @@ export interface ConnectionEnv {
   /** ms epoch by which every platform call must have settled. */
   deadline: number;
   busyWaitMs: number;
+  /** A session younger than this may still see its new apiKey refused by the platform. */
+  freshKeyGraceMs: number;
   webhookBaseUrl: string;
   warn: (what: string, e: unknown) => void;
 }
@@ -128,6 +131,15 @@ async function refresh(
   });
   let learned: Learned | undefined;
   try {
+    if (
+      purpose === "click" && !integration.jwt_token &&
+      isYoungSession(integration.session_created_at, env.now(), env.freshKeyGraceMs)
+    ) {
+      // The session's first token: a click waits out the platform's activation delay of a new
+      // apiKey (a poll does not; the next poll asks again). Only the refresh holder asks, so a
+      // burst of clicks right after a create fetches one token, not one each.
+      await client.getToken({ deadline: env.deadline, freshKey: true });
+    }
     learned = await askPlatform(env, client, purpose, begin.webhook_secret!, begin.webhook_current);
     return {
       connection: learned.connection ?? "unknown",

@@ -38,6 +38,7 @@ export function openScope(
       sleep: deps.sleep,
       deadline: started + config.WPP_REQUEST_DEADLINE_MS - PLATFORM_RESERVE_MS,
       busyWaitMs: config.WPP_BUSY_WAIT_MS,
+      freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
       webhookBaseUrl: config.webhookBaseUrl,
       warn: warnInto(log),
     },

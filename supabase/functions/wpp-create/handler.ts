@@ -74,7 +74,7 @@ async function handle(
   }
 
   const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const outcome = await click({ ...env, freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS }, {
+    const outcome = await click(env, {
       organizationId,
       mode,
       integrationId: body.integration_id,

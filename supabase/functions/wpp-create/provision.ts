@@ -13,7 +13,6 @@ import { AppError } from "../_shared/errors.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { isYoungSession } from "../_shared/session-age.ts";
 import {
-  cacheNewToken,
   type ConnectionEnv,
   observeConnection,
   type Observed,
@@ -31,9 +30,7 @@ import { isWppError, type StartResult, WppMalformedError } from "../_shared/wpp/
 
 export type ClickStatus = "connected" | "qr_issued" | "starting";
 
-export interface ProvisionEnv extends ConnectionEnv {
-  freshKeyGraceMs: number;
-}
+export type ProvisionEnv = ConnectionEnv;
 
 export interface ClickInput {
   organizationId: string;
@@ -168,19 +165,6 @@ async function decide(
 
 async function reuse(env: ProvisionEnv, integration: Integration): Promise<ClickOutcome> {
   const session = integration.session!;
-  if (
-    isYoungSession(integration.session_created_at, env.now(), env.freshKeyGraceMs) &&
-    !integration.jwt_token
-  ) {
-    // Its first token: let the client wait out the platform's activation delay.
-    const client = env.platform.forSession({ apiKey: integration.api_key!, session });
-    await client.getToken({ deadline: env.deadline, freshKey: true });
-    await cacheNewToken(env, integration.integration_id, session, client);
-    const ctx = await env.store.context(env.callerId, {
-      integrationId: integration.integration_id,
-    });
-    if (ctx.integration) integration = ctx.integration;
-  }
   const observed = await observeConnection(env, integration, "click", true);
   return {
     integrationId: integration.integration_id,
