@@ -1,15 +1,28 @@
-// The function's own account of each request: one JSON line per request (request-log.ts), read
-// back from the log file the stack tees the process output into.
+// The functions' own account of each request: one JSON line per request (request-log.ts), read
+// back from the log file the stack tees each process's output into.
 
 export interface RequestLine {
+  fn: string;
+  request_id: string;
   status: number;
   outcome?: string;
+  session?: string | null;
+  source?: string;
   ms: number;
   platform_ms: number;
   db_ms: number;
   own_ms: number;
   db_calls: { op: string; ms: number }[];
-  platform_calls: { op: string }[];
+  platform_calls: { op: string; ms: number }[];
+}
+
+/** wpp-webhook's line for each event it forwarded, written once the forward settled. */
+export interface ForwardLine {
+  fn: string;
+  msg: "forward";
+  request_id: string;
+  ok: boolean;
+  attempts: number;
 }
 
 export class FunctionLog {
@@ -24,28 +37,40 @@ export class FunctionLog {
 
   /**
    * Request lines written since the mark. The output reaches the file through a pipe, so the
-   * last lines of a cell may lag behind its last response: wait until `expected` have arrived.
+   * last lines may lag behind the last response: wait until `expected` have arrived.
    */
-  async since(expected: number, timeoutMs = 5_000): Promise<RequestLine[]> {
+  async requests(expected: number, timeoutMs = 5_000): Promise<RequestLine[]> {
+    return await this.#until<RequestLine>((r) => typeof r.own_ms === "number", expected, timeoutMs);
+  }
+
+  async forwards(expected: number, timeoutMs = 5_000): Promise<ForwardLine[]> {
+    return await this.#until<ForwardLine>((r) => r.msg === "forward", expected, timeoutMs);
+  }
+
+  async #until<T>(
+    keep: (r: Record<string, unknown>) => boolean,
+    expected: number,
+    timeoutMs: number,
+  ): Promise<T[]> {
     const until = Date.now() + timeoutMs;
     while (true) {
-      const lines = await this.#read();
+      const lines = (await this.#read()).filter(keep) as T[];
       if (lines.length >= expected || Date.now() > until) return lines;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
 
-  async #read(): Promise<RequestLine[]> {
+  async #read(): Promise<Record<string, unknown>[]> {
     const file = await Deno.open(this.path, { read: true });
     try {
       await file.seek(this.#offset, Deno.SeekMode.Start);
       const text = new TextDecoder().decode(await readAll(file));
-      const out: RequestLine[] = [];
+      const out: Record<string, unknown>[] = [];
       for (const raw of text.split("\n")) {
         if (!raw.startsWith("{")) continue;
         try {
           const line = JSON.parse(raw);
-          if (line.fn === "wpp-create" && typeof line.own_ms === "number") out.push(line);
+          if (typeof line.fn === "string") out.push(line);
         } catch { /* a line still being written */ }
       }
       return out;

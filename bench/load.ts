@@ -1,18 +1,32 @@
-// One load cell: autocannon drives a fixed number of requests (or a fixed time) at a given
-// concurrency. Latencies come from autocannon's per-response event rather than its summary,
-// whose whole-millisecond histogram has no p95 and rounds sub-millisecond answers to 0.
-import autocannon from "autocannon";
+// One load cell: autocannon drives a fixed time, or a fixed list of requests, at a given number of
+// connections, from a worker thread (load-worker.ts). Latencies come from autocannon's
+// per-response event rather than its summary, whose whole-millisecond histogram has no p95 and
+// rounds sub-millisecond answers to 0.
 import { summarize, type Summary } from "./stats.ts";
 
-export interface CellSpec {
+export interface WorkerSpec {
   url: string;
+  method: "GET" | "POST";
+  headers: Record<string, string>;
   connections: number;
-  /** Either a request count or a duration in seconds. */
-  amount?: number;
+  /** A timed cell... */
   seconds?: number;
-  /** Authorization for the i-th request (0-based), so each may act as another tenant. */
-  tokenFor: (i: number) => string;
+  /** ...or a fixed number of requests... */
+  amount?: number;
+  /**
+   * ...or exactly these requests (path under the URL's origin, body), each sent once, in this
+   * order as far as concurrent connections allow.
+   */
+  sequence?: { path: string; body: string }[];
   body?: string;
+}
+
+export interface CellOutcome {
+  latencies: number[];
+  statuses: Record<string, number>;
+  errors: number;
+  seconds: number;
+  answered?: number[];
 }
 
 export interface CellResult {
@@ -22,49 +36,37 @@ export interface CellResult {
   seconds: number;
   statuses: Record<string, number>;
   errors: number;
+  /** With `sequence`: the HTTP status each request got, 0 if none. */
+  answered?: number[];
 }
 
-interface RawRequest {
-  headers?: Record<string, string>;
-  [key: string]: unknown;
+export function runCell(spec: WorkerSpec): Promise<CellResult> {
+  const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { type: "module" });
+  return new Promise<CellResult>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<CellOutcome>) => {
+      worker.terminate();
+      const o = e.data;
+      resolve({
+        latency: summarize(o.latencies),
+        requests: o.latencies.length,
+        rps: o.latencies.length / o.seconds,
+        seconds: o.seconds,
+        statuses: o.statuses,
+        errors: o.errors,
+        answered: o.answered,
+      });
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+      reject(new Error(`load worker failed: ${e.message}`));
+    };
+    worker.postMessage(spec);
+  });
 }
 
-export async function runCell(spec: CellSpec): Promise<CellResult> {
-  let issued = 0;
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  const started = performance.now();
-  const instance = autocannon({
-    url: spec.url,
-    connections: spec.connections,
-    pipelining: 1,
-    ...(spec.amount ? { amount: spec.amount } : { duration: spec.seconds ?? 5 }),
-    timeout: 30,
-    requests: [{
-      method: "POST",
-      body: spec.body ?? "{}",
-      setupRequest: (req: RawRequest) => ({
-        ...req,
-        headers: {
-          ...req.headers,
-          "content-type": "application/json",
-          authorization: `Bearer ${spec.tokenFor(issued++)}`,
-        },
-      }),
-    }],
-  });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
-    latencies.push(ms);
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  });
-  const result = await instance;
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    latency: summarize(latencies),
-    requests: latencies.length,
-    rps: latencies.length / seconds,
-    seconds,
-    statuses,
-    errors: result.errors + result.timeouts,
-  };
+/** Answers other than 2xx, plus connection errors and timeouts. */
+export function failures(r: CellResult): number {
+  return Object.entries(r.statuses).filter(([s]) => !s.startsWith("2"))
+    .reduce((n, [, c]) => n + c, 0) + r.errors;
 }

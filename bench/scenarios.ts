@@ -1,87 +1,96 @@
-// The two paths under load. Reuse: one organisation whose session is linked, so every click is
-// caller context, begin, one status call. Create: every request is a different organisation's
-// first click, so every one provisions a new platform client.
-import { type CellResult, runCell } from "./load.ts";
-import { FunctionLog, type RequestLine } from "./function-log.ts";
-import { resetStatements, rpcCalls } from "./db-stats.ts";
+// The fast paths under load, each through the gateway with the panel's headers:
+// - reuse: wpp-create {} by an admin whose session is linked and whose stored state is fresh;
+// - reuse_qr: the same click while a QR is on show (before the scan), state fresh;
+// - status: wpp-status {session_name, force:true} by that admin, state fresh and linked.
+// Each should be one read-only RPC (wpp_context) and no platform call; the function's log, the
+// database's statement counts and the simulator's call counts each say whether it was.
+import type { SimulatorAdmin } from "../dev/wpp-simulator/admin-client.ts";
 import type { Sql, Tenant } from "./fixtures.ts";
+import type { FunctionLog, RequestLine } from "./function-log.ts";
+import { type CellResult, runCell } from "./load.ts";
+import { resetStatements, type RpcStat, rpcStats } from "./db-stats.ts";
+import { type CallDelta, callDelta } from "./sim-calls.ts";
+import { type CpuSnapshot, type CpuUse, cpuUse } from "./cpu.ts";
 
-export type PathName = "reuse" | "create";
+export type FastPath = "reuse" | "reuse_qr" | "status";
 
-export interface CellRun {
-  path: PathName;
+export const PATH_LABEL: Record<FastPath, string> = {
+  reuse: "reuse click, linked",
+  reuse_qr: "reuse click, QR on show",
+  status: "status poll {force:true}, linked",
+};
+
+export interface FastCell {
+  path: FastPath;
   connections: number;
   load: CellResult;
   /** What the function logged for the requests of this cell. */
   lines: RequestLine[];
-  /** RPC calls PostgreSQL executed during the cell. */
-  pgCalls: Record<string, number>;
+  /** RPCs PostgreSQL executed during the cell. */
+  pg: Record<string, RpcStat>;
+  /** Platform calls the simulator counted during the cell. */
+  simCalls: CallDelta;
+  /** CPU used during the cell, by component and by everything else on the machine. */
+  cpu: CpuUse;
 }
 
-export interface PathContext {
-  functionUrl: string;
+export interface FastContext {
+  gatewayUrl: string;
+  anonKey: string;
   sql: Sql;
-  log: FunctionLog;
+  sim: SimulatorAdmin;
+  logs: { create: FunctionLog; status: FunctionLog };
+  cpu: () => Promise<CpuSnapshot>;
 }
 
-async function measured(
-  ctx: PathContext,
-  path: PathName,
-  connections: number,
-  run: () => Promise<CellResult>,
-): Promise<CellRun> {
-  await ctx.log.mark();
-  await resetStatements(ctx.sql);
-  const load = await run();
-  // Requests cut off by the end of a timed cell still finish inside the function; let them, so
-  // the log and PostgreSQL count the same requests.
-  await new Promise((r) => setTimeout(r, 300));
-  const lines = await ctx.log.since(load.requests);
-  return { path, connections, load, lines, pgCalls: await rpcCalls(ctx.sql) };
+export interface FastTarget {
+  tenant: Tenant;
+  integrationId: string;
+  session: string;
 }
 
-export async function reuseCell(
-  ctx: PathContext,
-  tenant: Tenant,
+/**
+ * Stored state counts as fresh for WPP_STATE_FRESH_SECONDS after the last event or read; in
+ * production the session's own events (messages, QR rotations) keep it so. Here it is set
+ * before each cell, which is shorter than that window: a lapse would show as platform calls.
+ */
+export async function freshen(sql: Sql, integrationId: string): Promise<void> {
+  await sql`update public.wpp_integration_state set checked_at = now()
+             where integration_id = ${integrationId}`;
+}
+
+export async function fastCell(
+  ctx: FastContext,
+  path: FastPath,
+  target: FastTarget,
   connections: number,
   seconds: number,
-): Promise<CellRun> {
-  return await measured(ctx, "reuse", connections, () =>
-    runCell({
-      url: ctx.functionUrl,
-      connections,
-      seconds,
-      tokenFor: () => tenant.token,
-    }));
-}
-
-/** Hands out each tenant once: a token used twice would measure the reuse path instead. */
-export class TenantPool {
-  #next = 0;
-  constructor(private readonly tenants: Tenant[]) {}
-
-  take(): Tenant {
-    const t = this.tenants[this.#next++];
-    if (!t) throw new Error("the benchmark ran out of fresh organisations");
-    return t;
-  }
-
-  get left(): number {
-    return this.tenants.length - this.#next;
-  }
-}
-
-export async function createCell(
-  ctx: PathContext,
-  pool: TenantPool,
-  connections: number,
-  amount: number,
-): Promise<CellRun> {
-  return await measured(ctx, "create", connections, () =>
-    runCell({
-      url: ctx.functionUrl,
-      connections,
-      amount,
-      tokenFor: () => pool.take().token,
-    }));
+): Promise<FastCell> {
+  const fn = path === "status" ? "wpp-status" : "wpp-create";
+  const log = path === "status" ? ctx.logs.status : ctx.logs.create;
+  const body = path === "status" ? { session_name: target.session, force: true } : {};
+  await freshen(ctx.sql, target.integrationId);
+  await log.mark();
+  await resetStatements(ctx.sql);
+  const before = await ctx.sim.calls();
+  const cpuBefore = await ctx.cpu();
+  const load = await runCell({
+    url: `${ctx.gatewayUrl}/functions/v1/${fn}`,
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      apikey: ctx.anonKey,
+      authorization: `Bearer ${target.tenant.token}`,
+    },
+    body: JSON.stringify(body),
+    connections,
+    seconds,
+  });
+  const cpu = cpuUse(cpuBefore, await ctx.cpu());
+  // Requests cut off by the end of a timed cell still finish inside the function; let them, so
+  // the log, PostgreSQL and the simulator count the same requests.
+  await new Promise((r) => setTimeout(r, 300));
+  const simCalls = callDelta(before, await ctx.sim.calls());
+  const lines = await log.requests(load.requests);
+  return { path, connections, load, lines, pg: await rpcStats(ctx.sql), simCalls, cpu };
 }

@@ -850,10 +850,16 @@ declare
   v_applied boolean := false;
   v_account text := nullif(btrim(p_account), '');
 begin
-  -- The lookup compares SHA-256 digests, never the secret itself.
-  select s.* into v_state from public.wpp_integration_state s
-   where s.webhook_secret_hash = p_secret_hash
-   for update;
+  -- The lookup compares SHA-256 digests, never the secret itself. Only a session event takes the
+  -- row lock: messages and deliveries, most of the traffic, must not queue behind each other.
+  if p_connection is null then
+    select s.* into v_state from public.wpp_integration_state s
+     where s.webhook_secret_hash = p_secret_hash;
+  else
+    select s.* into v_state from public.wpp_integration_state s
+     where s.webhook_secret_hash = p_secret_hash
+     for update;
+  end if;
   if v_state.integration_id is null then
     return jsonb_build_object('found', false);
   end if;
@@ -864,22 +870,24 @@ begin
     -- The URL authenticates one integration; an event naming another account is not trusted with
     -- that account's organisation.
     return jsonb_build_object('found', true, 'integration_id', v_row.id,
-      'organization_id', v_row.organization_id, 'applied', false, 'forward', false,
-      'reason', 'other_account');
+      'organization_id', v_row.organization_id, 'session', v_acct, 'applied', false,
+      'forward', false, 'reason', 'other_account');
   end if;
 
   if p_connection is null then
-    -- A message or delivery event: the session is alive, which keeps a "connected" fresh.
-    if v_state.connection = 'connected' and v_state.session = v_acct then
-      update public.wpp_integration_state s set checked_at = clock_timestamp()
-       where s.integration_id = v_state.integration_id;
-    end if;
+    -- A message or delivery event: the session is alive, which keeps a "connected" fresh. Once
+    -- a second is enough: freshness is counted in tens of seconds.
+    update public.wpp_integration_state s set checked_at = clock_timestamp()
+     where s.integration_id = v_state.integration_id
+       and s.connection = 'connected' and s.session = v_acct
+       and s.checked_at < clock_timestamp() - interval '1 second';
   else
     v_applied := private.wpp_observe(v_state, v_acct, coalesce(v_account, v_acct), p_connection,
       p_qr, coalesce(p_event_at, clock_timestamp()));
   end if;
   return jsonb_build_object('found', true, 'integration_id', v_row.id,
-    'organization_id', v_row.organization_id, 'applied', v_applied, 'forward', true);
+    'organization_id', v_row.organization_id, 'session', v_acct, 'applied', v_applied,
+    'forward', true);
 end;
 $$;
 

@@ -271,7 +271,12 @@ Deno.test("webhook_event: an unknown secret finds nothing and writes nothing", a
 Deno.test("webhook_event: applies session events in order; another account is neither applied nor forwarded", async () => {
   await withTenant(async (sql, t) => {
     const live = await liveWithSecret(sql, t);
-    const base = { found: true, integration_id: live.id, organization_id: t.orgId };
+    const base = {
+      found: true,
+      integration_id: live.id,
+      organization_id: t.orgId,
+      session: live.session,
+    };
 
     const before = await stateOf(sql, live.id);
     const other = await webhook(live.secret, { account: "5500000000000", connection: "connected" });
@@ -312,6 +317,7 @@ Deno.test("webhook_event: a message keeps a connected state fresh and changes no
       found: true,
       integration_id: live.id,
       organization_id: t.orgId,
+      session: live.session,
       applied: false,
       forward: true,
     });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHandler, type WebhookDeps } from "../../supabase/functions/wpp-webhook/handler.ts";
 import type { Forwarder, ForwardResult } from "../../supabase/functions/wpp-webhook/forward.ts";
 import type { WebhookEventResult } from "../../supabase/functions/_shared/store.ts";
+import { SecretCache } from "../../supabase/functions/wpp-webhook/secret-cache.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
 import {
   answer,
@@ -43,7 +44,9 @@ interface Forwarded {
   settle: (r: Partial<ForwardResult>) => void;
 }
 
-function setup(opts: { env?: Record<string, string>; forward?: boolean } = {}) {
+function setup(
+  opts: { env?: Record<string, string>; forward?: boolean; cacheMs?: number } = {},
+) {
   const store = new FakeStore();
   const clock = new FakeClock();
   const logs: Record<string, unknown>[] = [];
@@ -65,6 +68,7 @@ function setup(opts: { env?: Record<string, string>; forward?: boolean } = {}) {
     now: clock.now,
     requestId: () => REQUEST_ID,
     log: (line) => logs.push(structuredClone(line)),
+    secretCache: opts.cacheMs ? new SecretCache(opts.cacheMs, clock.now) : null,
   };
   const handler = createHandler(testConfig(opts.env, []), deps);
   const post = async (
@@ -342,4 +346,45 @@ Deno.test("the log line names the event and the integration, never the URL, the 
   assert.equal(line.organization_id, ORG_ID);
   assert.equal(line.applied, true);
   assertClean([JSON.stringify(line)]);
+});
+
+Deno.test("a URL confirmed a moment ago: messages skip the database, session events never do", async () => {
+  const s = setup({ cacheMs: 1_000 });
+  s.store.handle("webhookEvent", () => Promise.resolve({ ...FOUND, session: STORED_SESSION }));
+  const message = { type: "chat", account: STORED_SESSION, text: "hi", from: "5511" };
+  assert.equal((await s.event(message)).status, 200);
+  assert.equal(s.store.count("webhookEvent"), 1, "the first event asks the database");
+
+  const cached = await s.event(message);
+  assert.equal(cached.status, 200);
+  assert.equal(cached.logs[0].source, "cache");
+  assert.equal(cached.logs[0].integration_id, INTEGRATION_ID);
+  assert.equal(s.forwarded.length, 2, "forwarded all the same");
+  assert.equal((await s.event({ type: "delivery", messageId: "m1", status: "read" })).status, 200);
+  assert.equal(s.store.count("webhookEvent"), 1, "a message and a delivery: no database call");
+
+  // Session events are ordered by the database, whatever the cache holds.
+  assert.equal((await s.event({ type: "connected", account: STORED_SESSION })).status, 200);
+  assert.equal(s.store.count("webhookEvent"), 2);
+  // Another account than the confirmed session is the database's to judge.
+  await s.event({ ...message, account: "0000000000999" });
+  assert.equal(s.store.count("webhookEvent"), 3);
+
+  // The confirmation expires: the database is asked again, and its "unknown" (a rotated
+  // secret) is final.
+  s.clock.advance(1_000);
+  s.store.handle("webhookEvent", () => Promise.resolve({ found: false }));
+  const refused = await s.event(message);
+  assert.equal(refused.status, 404);
+  assert.equal(s.store.count("webhookEvent"), 4);
+  assert.equal((await s.event(message)).status, 404, "nothing cached for a refused URL");
+});
+
+Deno.test("without the cache (WPP_WEBHOOK_SECRET_CACHE_MS=0) every event asks the database", async () => {
+  const s = setup();
+  s.store.handle("webhookEvent", () => Promise.resolve({ ...FOUND, session: STORED_SESSION }));
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await s.event({ type: "chat", account: STORED_SESSION })).status, 200);
+  }
+  assert.equal(s.store.count("webhookEvent"), 3);
 });

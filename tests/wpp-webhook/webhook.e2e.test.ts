@@ -266,6 +266,10 @@ test("every event shape the simulator can send is applied", async () => {
     async () => (await stateOf(integrationId)).connection === "connected" ? true : undefined,
   );
   await makeStale(integrationId);
+  // Staleness is faked in the database: the function still holds the URL it confirmed for the
+  // "connected" event a moment ago, and takes its messages without the database for
+  // WPP_WEBHOOK_SECRET_CACHE_MS (1 s). A real silence of 30 s lets that expire first.
+  await new Promise((r) => setTimeout(r, 1_100));
   const message = await sim.sendMessage(session, { from: "5511999990000", text: "olá" });
   await waitFor("the message delivered", async () => {
     const ds = await sim.deliveries({ eventId: message.eventId });

@@ -48,6 +48,8 @@ export const ConfigSchema = z.object({
   WPP_EVENTS_FORWARD_TIMEOUT_MS: int(3_000, 100, 30_000),
   WPP_EVENTS_FORWARD_ATTEMPTS: int(3, 1, 10),
   WPP_WEBHOOK_MAX_BYTES: int(64 * 1024, 1_024, 1_048_576),
+  /** How long wpp-webhook trusts a URL the database confirmed, for messages (0: never). */
+  WPP_WEBHOOK_SECRET_CACHE_MS: int(1_000, 0, 60_000),
   CORS_ALLOWED_ORIGINS: z.string().default("*"),
 }).superRefine((c, ctx) => {
   // A lease that ends before the request does would let a second request create while the

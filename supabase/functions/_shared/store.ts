@@ -108,6 +108,8 @@ const WebhookEventSchema = z.object({
   found: z.boolean(),
   integration_id: z.string().optional(),
   organization_id: z.string().optional(),
+  /** The integration's current session. */
+  session: z.string().nullish(),
   applied: z.boolean().optional(),
   forward: z.boolean().optional(),
   reason: z.string().optional(),

@@ -5,6 +5,7 @@ import { createServiceClient } from "../_shared/rpc.ts";
 import { createSupabaseStore } from "../_shared/store.ts";
 import { notConfigured, runtimeDeps } from "../_shared/runtime-deps.ts";
 import { createForwarder } from "./forward.ts";
+import { SecretCache } from "./secret-cache.ts";
 import type { WebhookDeps } from "./handler.ts";
 
 interface EdgeRuntimeGlobal {
@@ -25,7 +26,7 @@ export function webhookDeps(result: ConfigResult): WebhookDeps {
     log: runtimeDeps.log,
     background,
   };
-  if (!result.ok) return { ...base, store: notConfigured, forward: null };
+  if (!result.ok) return { ...base, store: notConfigured, forward: null, secretCache: null };
   const c = result.config;
   return {
     ...base,
@@ -40,6 +41,9 @@ export function webhookDeps(result: ConfigResult): WebhookDeps {
         timeoutMs: c.WPP_EVENTS_FORWARD_TIMEOUT_MS,
         attempts: c.WPP_EVENTS_FORWARD_ATTEMPTS,
       })
+      : null,
+    secretCache: c.WPP_WEBHOOK_SECRET_CACHE_MS > 0
+      ? new SecretCache(c.WPP_WEBHOOK_SECRET_CACHE_MS, runtimeDeps.now)
       : null,
   };
 }
