@@ -25,14 +25,19 @@ export interface ForwardLine {
   attempts: number;
 }
 
+/** The log files of every process of one function, read as one log. */
 export class FunctionLog {
-  #offset = 0;
+  readonly #offsets: number[];
 
-  constructor(readonly path: string) {}
+  constructor(readonly paths: string[]) {
+    this.#offsets = paths.map(() => 0);
+  }
 
   /** Forgets everything logged so far: the next read starts here. */
   async mark(): Promise<void> {
-    this.#offset = (await Deno.stat(this.path).catch(() => ({ size: 0 }))).size;
+    for (const [i, path] of this.paths.entries()) {
+      this.#offsets[i] = (await Deno.stat(path).catch(() => ({ size: 0 }))).size;
+    }
   }
 
   /**
@@ -61,9 +66,20 @@ export class FunctionLog {
   }
 
   async #read(): Promise<Record<string, unknown>[]> {
-    const file = await Deno.open(this.path, { read: true });
+    const out: Record<string, unknown>[] = [];
+    for (const [i, path] of this.paths.entries()) out.push(...await this.#readFile(path, i));
+    return out;
+  }
+
+  async #readFile(path: string, i: number): Promise<Record<string, unknown>[]> {
+    const file = await Deno.open(path, { read: true }).catch((e) => {
+      // A process that has written nothing yet has no file yet.
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    });
+    if (!file) return [];
     try {
-      await file.seek(this.#offset, Deno.SeekMode.Start);
+      await file.seek(this.#offsets[i], Deno.SeekMode.Start);
       const text = new TextDecoder().decode(await readAll(file));
       const out: Record<string, unknown>[] = [];
       for (const raw of text.split("\n")) {

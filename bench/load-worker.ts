@@ -32,6 +32,7 @@ scope.onmessage = async (e: MessageEvent<WorkerSpec>) => {
     url: spec.url,
     connections: spec.connections,
     pipelining: 1,
+    ...(spec.rate ? { overallRate: spec.rate } : {}),
     ...(spec.sequence
       ? { amount: spec.sequence.length }
       : spec.amount

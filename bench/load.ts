@@ -19,6 +19,8 @@ export interface WorkerSpec {
    */
   sequence?: { path: string; body: string }[];
   body?: string;
+  /** Requests per second over all connections (autocannon's overallRate); none: as fast as it goes. */
+  rate?: number;
 }
 
 export interface CellOutcome {

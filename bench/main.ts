@@ -29,7 +29,7 @@ import { panel } from "./panel.ts";
 import { runScanWait, type WaitVariant } from "./scan-wait.ts";
 import { ForwardReceiver, runWebhookBench } from "./webhook.ts";
 import { runCell } from "./load.ts";
-import type { Target } from "./webhook-events.ts";
+import type { SessionConnection, Target } from "./webhook-events.ts";
 
 /** [path, connections, seconds] in the order they run. */
 const FAST_CELLS: [FastCell["path"], number, number][] = [
@@ -47,6 +47,15 @@ const COLD_STARTS = 3;
 const WEBHOOK_TARGETS = 4;
 const WEBHOOK_EVENTS = 10_000;
 const WEBHOOK_CONNECTIONS = 4;
+/** Processes per function, as the test stack runs them (the edge runtime scales by workers). */
+const FUNCTION_INSTANCES = 2;
+/**
+ * The run the latency target is read from: few connections, each sending its next event when the
+ * last is answered, so the events flow at the rate the stack sustains without a queue of the
+ * sender's making (autocannon's overallRate sends each second's quota in one burst, which
+ * measures the burst, not the receiver).
+ */
+const WEBHOOK_STEADY_CONNECTIONS = 2;
 const WEBHOOK_WARMUP = 400;
 const FRESH_SECONDS = 30;
 
@@ -72,7 +81,7 @@ const stack = await startStack({
     WPP_EVENTS_FORWARD_TOKEN: forwardToken,
     WPP_STATE_FRESH_SECONDS: String(FRESH_SECONDS),
   },
-  functionInstances: 1,
+  functionInstances: FUNCTION_INSTANCES,
   functionLogDir: logDir,
 });
 const sql = postgres(stack.superuserUrl, { max: 4, onnotice: () => {} });
@@ -85,7 +94,13 @@ const interrupted = async () => {
 Deno.addSignalListener("SIGINT", interrupted);
 Deno.addSignalListener("SIGTERM", interrupted);
 const sim = new SimulatorAdmin(stack.simulatorUrl!);
-const logOf = (fn: string) => new FunctionLog(join(logDir, `${fn}.log`));
+const logOf = (fn: string) =>
+  new FunctionLog(
+    Array.from(
+      { length: FUNCTION_INSTANCES },
+      (_, i) => join(logDir, FUNCTION_INSTANCES > 1 ? `${fn}-${i + 1}.log` : `${fn}.log`),
+    ),
+  );
 const fnByPid = new Map(stack.functions.map((f) => [f.child.pid, f.name]));
 const cpu = () =>
   cpuSnapshot(({ pid, comm, cmd, thread }) => {
@@ -256,6 +271,26 @@ try {
   });
   await new Promise((r) => setTimeout(r, 500));
   await receiver.reset();
+  const webhookPlan = {
+    total: WEBHOOK_EVENTS,
+    copyShare: 0.1,
+    sessionEventsPerTarget: 30,
+    deliveryShare: 0.1,
+    finals: ["connected", "qr", "offline", "connected"] as SessionConnection[],
+  };
+  // First a steady flow, which the targets are read from (its rate must reach 500/s); then as
+  // many connections as keep the stack busy, which shows what it can carry.
+  const webhookSteady = await runWebhookBench({
+    gatewayUrl: stack.url,
+    sql,
+    log: logOf("wpp-webhook"),
+    receiver,
+    targets: webhookTargets,
+    connections: WEBHOOK_STEADY_CONNECTIONS,
+    plan: webhookPlan,
+    cpu,
+  });
+  await receiver.reset();
   const webhook = await runWebhookBench({
     gatewayUrl: stack.url,
     sql,
@@ -263,13 +298,7 @@ try {
     receiver,
     targets: webhookTargets,
     connections: WEBHOOK_CONNECTIONS,
-    plan: {
-      total: WEBHOOK_EVENTS,
-      copyShare: 0.1,
-      sessionEventsPerTarget: 30,
-      deliveryShare: 0.1,
-      finals: ["connected", "qr", "offline", "connected"],
-    },
+    plan: webhookPlan,
     cpu,
   });
 
@@ -292,6 +321,7 @@ try {
     wait,
     phases,
     webhook,
+    webhookSteady,
     colds,
     memory,
     benchSeconds: (performance.now() - t0) / 1000,

@@ -60,6 +60,8 @@ export interface FinalState {
 
 export interface WebhookRun {
   connections: number;
+  /** The offered rate (events/s), or null when sent as fast as the stack answered. */
+  rate: number | null;
   targets: number;
   plan: Omit<WebhookPlan, "sequence" | "keys" | "newest">;
   load: CellResult;
@@ -91,6 +93,7 @@ export async function runWebhookBench(ctx: {
   receiver: ForwardReceiver;
   targets: Target[];
   connections: number;
+  rate?: number;
   plan: Omit<PlanOptions, "firstAt">;
   cpu: () => Promise<CpuSnapshot>;
 }): Promise<WebhookRun> {
@@ -113,6 +116,7 @@ export async function runWebhookBench(ctx: {
     headers: { "content-type": "application/json" },
     connections: ctx.connections,
     sequence: plan.sequence,
+    rate: ctx.rate,
   });
   const answeredAt = performance.now();
   const cpu = cpuUse(cpuBefore, await ctx.cpu());
@@ -149,6 +153,7 @@ export async function runWebhookBench(ctx: {
   const { sequence: _s, keys, newest: _n, ...planFigures } = plan;
   return {
     connections: ctx.connections,
+    rate: ctx.rate ?? null,
     targets: ctx.targets.length,
     plan: planFigures,
     load,

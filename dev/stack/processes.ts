@@ -61,7 +61,6 @@ export class ProcessGroup {
       : undefined;
     const encoder = new TextEncoder();
     const onLine = (line: string) => {
-      logFile?.writeSync(encoder.encode(line + "\n"));
       lines.push(line);
       if (lines.length > TAIL_LINES) lines.shift();
       if (spec.echo) console.log(`[${spec.name}] ${line}`);
@@ -80,16 +79,21 @@ export class ProcessGroup {
           const { value, done } = await reader.read();
           if (done) break;
           buf += value;
-          let i;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            onLine(buf.slice(0, i));
-            buf = buf.slice(i + 1);
-          }
+          const end = buf.lastIndexOf("\n");
+          if (end < 0) continue;
+          // One write per chunk, not per line: the pump shares its thread with the gateway, and
+          // a busy function prints two lines per request.
+          logFile?.writeSync(encoder.encode(buf.slice(0, end + 1)));
+          for (const line of buf.slice(0, end).split("\n")) onLine(line);
+          buf = buf.slice(end + 1);
         }
       } catch {
         // The stream ends with the process; nothing to report.
       }
-      if (buf) onLine(buf);
+      if (buf) {
+        logFile?.writeSync(encoder.encode(buf + "\n"));
+        onLine(buf);
+      }
     };
     const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
     const exited = process.status.then(async (s) => {
