@@ -595,7 +595,9 @@ function webhookTable(w: WebhookRun, cores: number): string {
     [
       "forwarded to the CRM's receiver",
       `${w.forwardedDistinct} / ${w.plan.distinct} distinct, ${w.forwardedTotal} in all; ` +
-      `forward lines ok ${w.forwardOk} / ${w.forwardLines}; the last arrived ${
+      `forwards that failed or were retried (their log lines): ${
+        w.forwardLines - w.forwardOk
+      } failed, ${w.forwardOk} retried; the last arrived ${
         Math.round(w.forwardLagMs)
       } ms after the last answer`,
     ],

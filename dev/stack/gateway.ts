@@ -27,6 +27,7 @@ export interface GatewayOptions {
 // Hop-by-hop headers, plus the ones fetch manages itself; everything else is passed untouched.
 const DROP_REQUEST = ["host", "connection", "keep-alive", "transfer-encoding", "accept-encoding"];
 const DROP_RESPONSE = ["connection", "keep-alive", "transfer-encoding", "content-encoding"];
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /** kong.yml's open Auth routes: Kong matches route paths as prefixes. */
 const OPEN_AUTH_PREFIXES = [
@@ -62,7 +63,11 @@ async function forward(req: Request, target: string, headers = new Headers(req.h
     if (out.has("content-length") && res.headers.get("content-encoding")) {
       out.delete("content-length");
     }
-    return new Response(res.body, { status: res.status, statusText: res.statusText, headers: out });
+    // A small answer is passed on whole: piping a stream through costs more than the copy, and
+    // nearly every answer here is a few hundred bytes of JSON. Anything else streams.
+    const length = Number(res.headers.get("content-length") ?? NaN);
+    const body = length <= SMALL_BODY_BYTES ? await res.arrayBuffer() : res.body;
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: out });
   } catch (e) {
     return json(502, { message: "An invalid response was received from the upstream server" }, {
       "x-gateway-error": (e as Error).name,

@@ -388,3 +388,16 @@ Deno.test("without the cache (WPP_WEBHOOK_SECRET_CACHE_MS=0) every event asks th
   }
   assert.equal(s.store.count("webhookEvent"), 3);
 });
+
+Deno.test("a forward that succeeds at once writes no line of its own; a retried one does", async () => {
+  const s = setup();
+  s.store.handle("webhookEvent", () => Promise.resolve(FOUND));
+  await s.event({ type: "chat", account: STORED_SESSION, text: "one" });
+  await s.event({ type: "chat", account: STORED_SESSION, text: "two" });
+  s.forwarded[0].settle({ ok: true, attempts: 1, status: 200 });
+  s.forwarded[1].settle({ ok: true, attempts: 2, status: 200 });
+  await Promise.all(s.background);
+  const lines = s.logs.filter((l) => l.msg === "forward");
+  assert.equal(lines.length, 1);
+  assert.deepEqual([lines[0].ok, lines[0].attempts, lines[0].level], [true, 2, "warn"]);
+});
