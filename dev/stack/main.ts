@@ -90,18 +90,28 @@ const lines = [
   `  user tokens are signed with ${stack.keys.signing.toUpperCase()}; valid 24 h:`,
   ...tokens.map((t) => `    ${t.email.padEnd(20)} (${t.role ?? "no organisation"}) ${t.token}`),
   "",
-  ...stack.functions.filter((f, i, all) => all.findIndex((g) => g.name === f.name) === i).flatMap((
-    f,
-  ) => [
-    `  # ${f.name} as admin@demo.local:`,
-    `  curl -sS -X POST '${stack.url}/functions/v1/${f.name}' \\`,
-    `    -H 'apikey: ${stack.keys.anonKey}' \\`,
-    `    -H 'Authorization: Bearer ${admin.token}' \\`,
-    `    -H 'Content-Type: application/json' -d '{}'`,
-  ]),
+  ...callExamples(new Set(stack.functions.map((f) => f.name)), admin.token),
   "",
   `  ready in ${Math.round(performance.now() - t0)} ms ` +
   `(${Object.entries(stack.timings).map(([k, v]) => `${k} ${v} ms`).join(", ")})`,
   "  Ctrl-C stops everything.",
 ];
 console.log(lines.join("\n"));
+
+// Only calls that work as pasted get a curl line; the others say what they need instead.
+function callExamples(names: Set<string>, adminToken: string): string[] {
+  const curl = (name: string) => [
+    `  # ${name} as admin@demo.local:`,
+    `  curl -sS -X POST '${stack.url}/functions/v1/${name}' \\`,
+    `    -H 'apikey: ${stack.keys.anonKey}' \\`,
+    `    -H 'Authorization: Bearer ${adminToken}' \\`,
+    `    -H 'Content-Type: application/json' -d '{}'`,
+  ];
+  const notes: Record<string, string> = {
+    "wpp-disconnect":
+      `  # wpp-disconnect: the same headers and -d '{"integration_id": "<integration_id from the answers above>"}'`,
+    "wpp-webhook":
+      "  # wpp-webhook: called by the platform at /functions/v1/wpp-webhook/<the integration's secret>, no JWT",
+  };
+  return [...names].flatMap((name) => notes[name] ? [notes[name]] : curl(name));
+}

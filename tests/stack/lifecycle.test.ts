@@ -90,7 +90,7 @@ async function allGone(pids: number[], ms = 15_000) {
   return pids.filter(isAlive);
 }
 
-Deno.test("start prints URLs, keys, tokens and a curl that reaches the gateway; Ctrl-C stops everything", async () => {
+Deno.test("start prints URLs, keys, tokens and curls that work as pasted; Ctrl-C stops everything", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "wpp-lifecycle-" });
   const ports = await freePorts();
   const run = await startCommand(dataDir, ports);
@@ -102,16 +102,20 @@ Deno.test("start prints URLs, keys, tokens and a curl that reaches the gateway; 
     assert.match(out, /service_role key\s+eyJ/);
     assert.match(out, /admin@demo\.local\s+\(admin\) eyJ/);
     assert.match(out, /ready in \d+ ms/);
-    // The printed curl, run as printed (through a shell), reaches the gateway and the function.
-    const curl = out.split("\n").filter((l) => /^\s+(curl|-H|-d)/.test(l) || /^\s+-H/.test(l));
-    const firstCurl = curl.slice(0, 4).join("\n");
-    assert.match(firstCurl, /curl -sS -X POST/);
-    const shell = await new Deno.Command("bash", {
-      args: ["-c", firstCurl.replace(/-sS/, "-sS -o /dev/null -w '%{http_code}'")],
-    }).output();
-    const status = new TextDecoder().decode(shell.stdout);
-    assert.match(status, /^[1-5]\d\d$/, "the printed curl must get an HTTP answer");
-    assert.notEqual(status, "404", "the printed curl must reach a function, not a missing route");
+    // Every printed curl, run as printed (through a shell, in the printed order), succeeds.
+    const lines = out.split("\n");
+    const curls = lines.flatMap((l, i) =>
+      /^\s+curl /.test(l) ? [lines.slice(i, i + 4).join("\n")] : []
+    );
+    assert.ok(curls.length >= 3, `printed curls: ${curls.length}`);
+    for (const curl of curls) {
+      const shell = await new Deno.Command("bash", {
+        args: ["-c", curl.replace(/-sS/, "-sS -o /dev/null -w '%{http_code}'")],
+      }).output();
+      const status = new TextDecoder().decode(shell.stdout);
+      assert.equal(status, "200", `the printed curl must work as pasted: ${curl.split("\n")[0]}`);
+    }
+    assert.match(out, /wpp-disconnect: .*integration_id/);
 
     const pids = await childPids(dataDir);
     assert.ok(pids.length >= 3, `children recorded: ${pids}`);
@@ -213,6 +217,48 @@ Deno.test("a data directory from the old layout (superuser postgres) is refused:
     assert.match(out, /npm start -- --reset/);
     assert.doesNotMatch(out, /at file:\/\//, "a message, not a stack trace");
     await assert.rejects(Deno.stat(join(dataDir, "stack.pid.json")), Deno.errors.NotFound);
+  } finally {
+    await killStack(run, dataDir);
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** The README's "Try it with curl" block, with the default ports swapped for this stack's. */
+async function readmeCurlBlock(ports: Record<string, number>): Promise<string> {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const block = readme.match(/### Try it with curl[^\n]*\n+```sh\n([\s\S]*?)\n```/);
+  assert.ok(block, "README.md has a 'Try it with curl' sh block");
+  return block[1]
+    .replaceAll("127.0.0.1:54321", `127.0.0.1:${ports.api}`)
+    .replaceAll("127.0.0.1:54330", `127.0.0.1:${ports.sim}`);
+}
+
+Deno.test("the README's curl walk-through works as pasted against the started stack", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "wpp-readme-" });
+  const ports = await freePorts();
+  const run = await startCommand(dataDir, ports);
+  try {
+    await run.waitFor(/Ctrl-C stops everything/);
+    const script = await readmeCurlBlock(ports);
+    const shell = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `set -eo pipefail\n${script}\necho\ncurl -sS -X POST "$SUPABASE_URL/functions/v1/wpp-status" \
+        -H "apikey: $SUPABASE_ANON_KEY" -H "Authorization: Bearer $USER_ACCESS_TOKEN" \
+        -H 'Content-Type: application/json' -d '{"session_name": "0000000000001"}'`,
+      ],
+      cwd: ROOT,
+    }).output();
+    const out = new TextDecoder().decode(shell.stdout);
+    assert.equal(shell.code, 0, new TextDecoder().decode(shell.stderr));
+    // create, recreate (a repeat within the window), status, QR, status again: five successes.
+    assert.equal(out.match(/"success":true/g)?.length, 5, out);
+    assert.doesNotMatch(out, /"success":false/);
+    assert.match(out, /"status":"qr_issued","qrcode":"2@/);
+    assert.match(out, /"created":false,"message":"this session was created less than/);
+    assert.match(out, /"state":"connected"/, "the simulator's phone scanned the QR");
+    // "then ask again: connected"
+    assert.match(out.trim().split("\n").at(-1)!, /"status":"connected"/);
   } finally {
     await killStack(run, dataDir);
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});

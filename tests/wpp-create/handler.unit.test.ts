@@ -218,6 +218,7 @@ Deno.test("create unit: add_new together with force_recreate is an add_new", asy
   const r = await h.post({ add_new: true, force_recreate: true });
   assert.equal(r.status, 200, r.text);
   assert.equal(h.store.inputs("begin")[0].mode, "add_new");
+  assert.match(String(r.json.message), /still waiting for its first scan/);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -326,6 +327,16 @@ Deno.test("create unit: reuse decision (a repeated recreate) answers the stored 
   assert.equal(h.store.inputs("begin")[0].mode, "recreate");
   assert.equal(r.log.outcome, "reused");
   assert.equal(r.log.reason, "recently_created");
+  // The curl user learns why nothing was replaced, and when asking again would.
+  assert.match(String(r.json.message), /created less than 60 s ago.*send it again after that/);
+});
+
+Deno.test("create unit: a plain reuse carries no message", async () => {
+  const h = await setup();
+  h.store.begins = [reuseDecision({ reason: "valid_session" })];
+  const r = await h.post({});
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.message, undefined);
 });
 
 Deno.test("create unit: create decision: create, store, token, webhook, start, in that order", async () => {

@@ -41,6 +41,27 @@ function modeOf(body: z.infer<typeof CreateRequestSchema>): Mode {
   return body.force_recreate === true ? "recreate" : "connect";
 }
 
+/**
+ * A recreate or add_new that is answered with an existing session looks like a silent no-op to a
+ * curl user; the message says why, and when asking again would make a new one.
+ */
+function reuseExplained(reason: string | undefined, windowSeconds: number) {
+  if (reason === "recently_created") {
+    return {
+      message:
+        `this session was created less than ${windowSeconds} s ago, so this force_recreate ` +
+        `is taken as a repeat of the one that made it; send it again after that to replace it`,
+    };
+  }
+  if (reason === "pending_number") {
+    return {
+      message: "this number of your organisation is still waiting for its first scan: " +
+        "add another once it is connected (or disconnect it)",
+    };
+  }
+  return {};
+}
+
 async function handle(
   req: Request,
   config: Config,
@@ -61,11 +82,20 @@ async function handle(
   }
   const body = await parseJsonBody(req, CreateRequestSchema);
   const mode = modeOf(body);
-  log.set({ mode, ...(body.integration_id ? { target: body.integration_id } : {}) });
+  log.set({
+    mode,
+    ...(body.integration_id ? { target: body.integration_id } : {}),
+  });
 
   const { store, env } = openScope(config, deps, log, caller.userId);
-  const context = await store.context(caller.userId, { integrationId: body.integration_id });
-  const organizationId = requireManager(context, log, "connect, add or recreate WhatsApp numbers");
+  const context = await store.context(caller.userId, {
+    integrationId: body.integration_id,
+  });
+  const organizationId = requireManager(
+    context,
+    log,
+    "connect, add or recreate WhatsApp numbers",
+  );
   if (body.integration_id && !context.found) {
     throw new AppError(
       "not_found",
@@ -73,7 +103,9 @@ async function handle(
     );
   }
 
-  const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+  const run = async (): Promise<
+    { status: number; body: Record<string, unknown> }
+  > => {
     const outcome = await click(env, {
       organizationId,
       mode,
@@ -97,6 +129,7 @@ async function handle(
         ...(outcome.qrcode ? { qrcode: outcome.qrcode } : {}),
         integration_id: outcome.integrationId,
         created: outcome.created,
+        ...reuseExplained(outcome.reason, config.WPP_REPEAT_WINDOW_SECONDS),
         request_id: log.requestId,
       },
     };
@@ -119,7 +152,12 @@ async function withIdempotencyKey(
   store: WppStore,
   log: RequestLog,
   cors: Headers,
-  claim: { userId: string; organizationId: string; key: string; fingerprint: string },
+  claim: {
+    userId: string;
+    organizationId: string;
+    key: string;
+    fingerprint: string;
+  },
   run: () => Promise<{ status: number; body: Record<string, unknown> }>,
 ): Promise<Response> {
   const claimed = await store.idempotencyClaim(claim);
@@ -151,7 +189,9 @@ async function withIdempotencyKey(
       httpStatus,
       response,
     }).catch((e) =>
-      log.set({ warning_idempotency_finish: (e as { code?: string }).code ?? "error" })
+      log.set({
+        warning_idempotency_finish: (e as { code?: string }).code ?? "error",
+      })
     );
   let answer;
   try {
@@ -165,4 +205,7 @@ async function withIdempotencyKey(
   return jsonResponse(answer.status, answer.body, cors);
 }
 
-export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);
+export const createHandler = functionHandler<HandlerDeps>(
+  FUNCTION_NAME,
+  handle,
+);
