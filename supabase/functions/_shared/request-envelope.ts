@@ -1,6 +1,7 @@
 // What every function does around its own logic: CORS and the preflight, the not_configured
 // answer, one error model for every failure, and exactly one log line per request.
 import type { Config, ConfigResult } from "./config.ts";
+import type { Caller, TokenVerifier } from "./auth.ts";
 import { AppError, isAppError } from "./errors.ts";
 import { corsHeaders, errorResponse } from "./http.ts";
 import { RequestLog } from "./request-log.ts";
@@ -41,6 +42,34 @@ export function functionHandler<D extends EnvelopeDeps>(name: string, handle: Fu
     );
 }
 
+/** A signed-in user's function: its own work once path, method and token are checked. */
+export type SignedInHandle<D> = (
+  req: Request,
+  config: Config,
+  deps: D,
+  log: RequestLog,
+  cors: Headers,
+  caller: Caller,
+) => Promise<Response>;
+
+/**
+ * `functionHandler` for the functions the CRM's panel calls: the function's own path only, the
+ * given methods only (`usage` is named in the 404), then the user's token, before any work.
+ */
+export function signedInHandler<D extends EnvelopeDeps & { verifyToken: TokenVerifier }>(
+  name: string,
+  route: { methods: readonly ("GET" | "POST")[]; usage: string },
+  handle: SignedInHandle<D>,
+) {
+  return functionHandler<D>(name, async (req, config, deps, log, cors) => {
+    assertOwnPath(req, name, route.usage);
+    allowMethods(req, route.methods);
+    const caller = await deps.verifyToken(req.headers.get("authorization"));
+    log.set({ user_id: caller.userId });
+    return await handle(req, config, deps, log, cors, caller);
+  });
+}
+
 /** Refuses every method but the given ones, naming the allowed ones. */
 export function allowMethods(req: Request, methods: readonly ("GET" | "POST")[]): void {
   if ((methods as readonly string[]).includes(req.method)) return;
@@ -52,7 +81,7 @@ export function allowMethods(req: Request, methods: readonly ("GET" | "POST")[])
 }
 
 /** Refuses any path but the function's own (the gateway forwards `/<name>/...`). */
-export function assertOwnPath(req: Request, name: string, usage: string): void {
+function assertOwnPath(req: Request, name: string, usage: string): void {
   const path = new URL(req.url).pathname.replace(/\/+$/, "");
   if (path !== `/${name}` && path !== "") {
     throw new AppError("not_found", `no such route: ${path}; ${usage}`);

@@ -7,7 +7,8 @@ import { errorBody, jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
+import { signedInHandler } from "../_shared/request-envelope.ts";
+import type { Caller } from "../_shared/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import type { Mode, WppStore } from "../_shared/store.ts";
 import { maskSecret } from "../_shared/wpp/mod.ts";
@@ -68,11 +69,8 @@ async function handle(
   deps: HandlerDeps,
   log: RequestLog,
   cors: Headers,
+  caller: Caller,
 ): Promise<Response> {
-  assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  allowMethods(req, ["POST"]);
-  const caller = await deps.verifyToken(req.headers.get("authorization"));
-  log.set({ user_id: caller.userId });
   const idempotencyKey = req.headers.get("idempotency-key");
   if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
     throw new AppError(
@@ -205,7 +203,8 @@ async function withIdempotencyKey(
   return jsonResponse(answer.status, answer.body, cors);
 }
 
-export const createHandler = functionHandler<HandlerDeps>(
+export const createHandler = signedInHandler<HandlerDeps>(
   FUNCTION_NAME,
+  { methods: ["POST"], usage: `POST /functions/v1/${FUNCTION_NAME}` },
   handle,
 );

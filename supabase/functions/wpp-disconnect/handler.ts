@@ -8,7 +8,8 @@ import { jsonResponse } from "../_shared/http.ts";
 import { parseJsonBody } from "../_shared/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
+import { signedInHandler } from "../_shared/request-envelope.ts";
+import type { Caller } from "../_shared/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
@@ -28,11 +29,8 @@ async function handle(
   deps: HandlerDeps,
   log: RequestLog,
   cors: Headers,
+  caller: Caller,
 ): Promise<Response> {
-  assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  allowMethods(req, ["POST"]);
-  const caller = await deps.verifyToken(req.headers.get("authorization"));
-  log.set({ user_id: caller.userId });
   const body = await parseJsonBody(req, DisconnectRequestSchema);
   log.set({ integration_id: body.integration_id });
 
@@ -109,4 +107,8 @@ async function handle(
   }, cors);
 }
 
-export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);
+export const createHandler = signedInHandler<HandlerDeps>(
+  FUNCTION_NAME,
+  { methods: ["POST"], usage: `POST /functions/v1/${FUNCTION_NAME}` },
+  handle,
+);

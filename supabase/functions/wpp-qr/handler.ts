@@ -8,7 +8,8 @@ import { jsonResponse } from "../_shared/http.ts";
 import { readInput } from "../_shared/input.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
+import { signedInHandler } from "../_shared/request-envelope.ts";
+import type { Caller } from "../_shared/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
 import { observeConnection, SessionReplaced } from "../_shared/connection.ts";
 import { platformFailure } from "../_shared/platform-errors.ts";
@@ -26,11 +27,8 @@ async function handle(
   deps: HandlerDeps,
   log: RequestLog,
   cors: Headers,
+  caller: Caller,
 ): Promise<Response> {
-  assertOwnPath(req, FUNCTION_NAME, `GET /functions/v1/${FUNCTION_NAME}?session=<session>`);
-  allowMethods(req, ["GET", "POST"]);
-  const caller = await deps.verifyToken(req.headers.get("authorization"));
-  log.set({ user_id: caller.userId });
   const body = await readInput(req, QrRequestSchema);
 
   const { store, env } = openScope(config, deps, log, caller.userId);
@@ -78,4 +76,8 @@ async function handle(
   }, cors);
 }
 
-export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);
+export const createHandler = signedInHandler<HandlerDeps>(
+  FUNCTION_NAME,
+  { methods: ["GET", "POST"], usage: `GET /functions/v1/${FUNCTION_NAME}?session=<session>` },
+  handle,
+);

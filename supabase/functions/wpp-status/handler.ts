@@ -9,7 +9,8 @@ import { jsonResponse } from "../_shared/http.ts";
 import { readInput } from "../_shared/input.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
 import type { RequestLog } from "../_shared/request-log.ts";
-import { allowMethods, assertOwnPath, functionHandler } from "../_shared/request-envelope.ts";
+import { signedInHandler } from "../_shared/request-envelope.ts";
+import type { Caller } from "../_shared/auth.ts";
 import { mayManage, openScope, requireMember } from "../_shared/scope.ts";
 import { observeConnection, type Observed, SessionReplaced } from "../_shared/connection.ts";
 import { isYoungSession } from "../_shared/session-age.ts";
@@ -67,11 +68,8 @@ async function handle(
   deps: HandlerDeps,
   log: RequestLog,
   cors: Headers,
+  caller: Caller,
 ): Promise<Response> {
-  assertOwnPath(req, FUNCTION_NAME, `POST /functions/v1/${FUNCTION_NAME}`);
-  allowMethods(req, ["POST", "GET"]);
-  const caller = await deps.verifyToken(req.headers.get("authorization"));
-  log.set({ user_id: caller.userId });
   const body = await readInput(req, StatusRequestSchema, { force: "boolean" });
   // Without `force` (the plain GET of earlier versions) the platform is asked unless fresh.
   const force = body.force ?? true;
@@ -146,4 +144,8 @@ async function handle(
   }, cors);
 }
 
-export const createHandler = functionHandler<HandlerDeps>(FUNCTION_NAME, handle);
+export const createHandler = signedInHandler<HandlerDeps>(
+  FUNCTION_NAME,
+  { methods: ["POST", "GET"], usage: `POST /functions/v1/${FUNCTION_NAME}` },
+  handle,
+);
