@@ -16,6 +16,7 @@ import {
 import { sim, sql } from "../_support/wpp.ts";
 import { stack } from "../_support/stack.ts";
 import { type HelperResult } from "../_support/crm-helper.ts";
+import { waitFor } from "../_support/wait.ts";
 
 /** `deno task test:reliability` sets this; `deno task test` runs the same tests smaller. */
 export const FULL = Deno.env.get("RELIABILITY_FULL") === "1";
@@ -35,20 +36,7 @@ export function test(name: string, fn: () => Promise<void>): void {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-  everyMs = 50,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+export { waitFor };
 
 // ---------------------------------------------------------------------------------------------
 // Function processes of the tests' own.

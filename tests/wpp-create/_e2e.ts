@@ -8,6 +8,7 @@
 import { callFunction, type CallResult, functionLogLines, sim, sql } from "../_support/wpp.ts";
 import { stack } from "../_support/stack.ts";
 import type { CallCounts } from "../../dev/wpp-simulator/admin-client.ts";
+import { waitFor } from "../_support/wait.ts";
 
 /**
  * The shared database connection and fetch's keep-alive sockets outlive each test by design, so
@@ -40,19 +41,7 @@ export function pick(counts: OpCounts, ...ops: (keyof OpCounts)[]): Partial<OpCo
   return Object.fromEntries(ops.map((op) => [op, counts[op]]));
 }
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor };
 
 export interface StateRow {
   integration_id: string;

@@ -3,6 +3,7 @@
 // state of an integration, and waiting for asynchronous effects (webhook deliveries, log lines).
 import { callFunction, type CallResult, functionLogLines, sim, sql } from "../_support/wpp.ts";
 import type { CallCounts, EventType, Variants } from "../../dev/wpp-simulator/admin-client.ts";
+import { waitFor } from "../_support/wait.ts";
 
 /**
  * The shared database connection and the simulator's keep-alive sockets outlive each test by
@@ -57,21 +58,7 @@ export async function connect(
   return res;
 }
 
-/** Polls `probe` until it answers something other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 5_000,
-  everyMs = 50,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor };
 
 export interface StoredState {
   session: string | null;
