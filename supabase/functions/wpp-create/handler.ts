@@ -80,20 +80,11 @@ async function handle(
   }
   const body = await parseJsonBody(req, CreateRequestSchema);
   const mode = modeOf(body);
-  log.set({
-    mode,
-    ...(body.integration_id ? { target: body.integration_id } : {}),
-  });
+  log.set({ mode, ...(body.integration_id ? { target: body.integration_id } : {}) });
 
   const { store, env } = openScope(config, deps, log, caller.userId);
-  const context = await store.context(caller.userId, {
-    integrationId: body.integration_id,
-  });
-  const organizationId = requireManager(
-    context,
-    log,
-    "connect, add or recreate WhatsApp numbers",
-  );
+  const context = await store.context(caller.userId, { integrationId: body.integration_id });
+  const organizationId = requireManager(context, log, "connect, add or recreate WhatsApp numbers");
   if (body.integration_id && !context.found) {
     throw new AppError(
       "not_found",
@@ -101,9 +92,7 @@ async function handle(
     );
   }
 
-  const run = async (): Promise<
-    { status: number; body: Record<string, unknown> }
-  > => {
+  const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
     const outcome = await click(env, {
       organizationId,
       mode,
@@ -150,12 +139,7 @@ async function withIdempotencyKey(
   store: WppStore,
   log: RequestLog,
   cors: Headers,
-  claim: {
-    userId: string;
-    organizationId: string;
-    key: string;
-    fingerprint: string;
-  },
+  claim: { userId: string; organizationId: string; key: string; fingerprint: string },
   run: () => Promise<{ status: number; body: Record<string, unknown> }>,
 ): Promise<Response> {
   const claimed = await store.idempotencyClaim(claim);
@@ -187,9 +171,7 @@ async function withIdempotencyKey(
       httpStatus,
       response,
     }).catch((e) =>
-      log.set({
-        warning_idempotency_finish: (e as { code?: string }).code ?? "error",
-      })
+      log.set({ warning_idempotency_finish: (e as { code?: string }).code ?? "error" })
     );
   let answer;
   try {
