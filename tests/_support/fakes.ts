@@ -8,13 +8,13 @@
 // what an existing default answers.
 import * as jose from "jose";
 import { type ConfigResult, parseConfig } from "../../supabase/functions/_shared/config.ts";
-import { createTokenVerifier } from "../../supabase/functions/_shared/auth.ts";
+import { createTokenVerifier } from "../../supabase/functions/_shared/http/auth.ts";
 import type { HandlerDeps } from "../../supabase/functions/_shared/deps.ts";
 import type {
   PlatformFactory,
   PlatformPort,
   SessionPort,
-} from "../../supabase/functions/_shared/platform-port.ts";
+} from "../../supabase/functions/_shared/wpp/port.ts";
 import type {
   BeginResult,
   CallerContext,
@@ -27,7 +27,7 @@ import type {
   StoreFactory,
   WebhookEventResult,
   WppStore,
-} from "../../supabase/functions/_shared/store.ts";
+} from "../../supabase/functions/_shared/db/store.ts";
 import type {
   AccountStatus,
   CallOptions,

@@ -327,11 +327,16 @@ Deno.test({
             const tries = creates().slice(before);
             assert.equal(tries.length, 4, "a 502 is retried: 4 attempts in all");
             for (const c of tries) assert.deepEqual(c.body, { add_new: true });
-            // 1 s·2ⁿ ±25 % between an answer and the next attempt (answers here take < 1 s).
+            // 1 s·2ⁿ ±25 % between an answer and the next attempt (answers here take < 1 s). The
+            // simulator stamps a request when it handles it, which on a loaded machine can be
+            // some milliseconds after it arrived: the lower bound allows for that.
             for (let n = 1; n < tries.length; n++) {
               const gap = tries[n].at - tries[n - 1].at;
               const wait = 1_000 * 2 ** (n - 1);
-              assert.ok(gap >= wait * 0.75 && gap <= wait * 1.25 + 1_000, `gap ${n}: ${gap} ms`);
+              assert.ok(
+                gap >= wait * 0.75 - 50 && gap <= wait * 1.25 + 1_000,
+                `gap ${n}: ${gap} ms`,
+              );
             }
             assert.equal(await page.getAttribute("#error-card", "data-attempts"), "4");
             const last = (await tries.at(-1)!.request.response())!;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { db, mintUserToken, stack, userClient } from "../_support/stack.ts";
-import type { Database } from "../../supabase/functions/_shared/database.types.ts";
+import type { Database } from "../../supabase/functions/_shared/db/database.types.ts";
 
 export type Sql = ReturnType<typeof db>;
 // deno-lint-ignore no-explicit-any

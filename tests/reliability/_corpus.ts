@@ -54,7 +54,7 @@ const ALLOWED: Record<CorpusFunction, string[]> = {
   "wpp-disconnect": ["POST"],
   "wpp-webhook": ["POST"],
 };
-/** The body cap of the user functions (supabase/functions/_shared/body.ts). */
+/** The body cap of the user functions (supabase/functions/_shared/http/body.ts). */
 const USER_BODY_CAP = 16 * 1024;
 /** WPP_WEBHOOK_MAX_BYTES's default: the test stack does not set it. */
 const WEBHOOK_BODY_CAP = 64 * 1024;

@@ -19,7 +19,7 @@ import {
 } from "../_support/wpp.ts";
 import type { FaultSpec } from "../../dev/wpp-simulator/admin-client.ts";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
-import { createTokenVerifier } from "../../supabase/functions/_shared/auth.ts";
+import { createTokenVerifier } from "../../supabase/functions/_shared/http/auth.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
 import {
   attemptProblems,

@@ -1,4 +1,4 @@
-// supabase/functions/_shared/database.types.ts is generated from the migrations: CI (`npm test`)
+// supabase/functions/_shared/db/database.types.ts is generated from the migrations: CI (`npm test`)
 // fails as soon as a migration changes without `deno task types` being run.
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/wpp-create/handler.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
-import type { BeginResult } from "../../supabase/functions/_shared/store.ts";
+import type { BeginResult } from "../../supabase/functions/_shared/db/store.ts";
 import {
   WppInvalidApiKeyError,
   WppMalformedError,

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/wpp-disconnect/handler.ts";
 import { WppInvalidApiKeyError, WppServerError } from "../../supabase/functions/_shared/wpp/mod.ts";
-import type { DisconnectResult } from "../../supabase/functions/_shared/store.ts";
+import type { DisconnectResult } from "../../supabase/functions/_shared/db/store.ts";
 import {
   callerContext,
   disconnectMarked,

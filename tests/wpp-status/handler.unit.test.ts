@@ -8,7 +8,7 @@ import {
   WppServerError,
   WppTimeoutError,
 } from "../../supabase/functions/_shared/wpp/mod.ts";
-import type { Integration } from "../../supabase/functions/_shared/store.ts";
+import type { Integration } from "../../supabase/functions/_shared/db/store.ts";
 import {
   callerContext,
   emptyIntegration,

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createHandler, type WebhookDeps } from "../../supabase/functions/wpp-webhook/handler.ts";
 import type { Forwarder, ForwardResult } from "../../supabase/functions/wpp-webhook/forward.ts";
-import type { WebhookEventResult } from "../../supabase/functions/_shared/store.ts";
+import type { WebhookEventResult } from "../../supabase/functions/_shared/db/store.ts";
 import { SecretCache } from "../../supabase/functions/wpp-webhook/secret-cache.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
 import {

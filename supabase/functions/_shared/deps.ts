@@ -1,10 +1,10 @@
 // The production wiring shared by the functions that serve signed-in users: JWT verification,
 // the database through PostgREST, the platform. Tests build HandlerDeps of their own.
 import type { Config, ConfigResult } from "./config.ts";
-import { createTokenVerifier, type TokenVerifier } from "./auth.ts";
-import { createSupabaseStore, type StoreFactory, type Tuning } from "./store.ts";
-import { createServiceClient } from "./rpc.ts";
-import { createPlatformFactory, type PlatformFactory } from "./platform-port.ts";
+import { createTokenVerifier, type TokenVerifier } from "./http/auth.ts";
+import { createSupabaseStore, type StoreFactory, type Tuning } from "./db/store.ts";
+import { createServiceClient } from "./db/rpc.ts";
+import { createPlatformFactory, type PlatformFactory } from "./wpp/port.ts";
 import { notConfigured, runtimeDeps } from "./runtime-deps.ts";
 
 export interface HandlerDeps {

@@ -4,17 +4,17 @@
 import type { Config } from "./config.ts";
 import { AppError } from "./errors.ts";
 import type { HandlerDeps } from "./deps.ts";
-import type { ConnectionEnv } from "./connection.ts";
-import type { CallerContext, WppStore } from "./store.ts";
-import type { RequestLog } from "./request-log.ts";
-import { warnInto } from "./request-envelope.ts";
+import type { EnsureEnv, StepKind } from "./sessions/ensure.ts";
+import type { CallerContext, WppStore } from "./db/store.ts";
+import type { RequestLog } from "./http/request-log.ts";
+import { warnInto } from "./http/envelope.ts";
 
 /** Room kept after the platform calls for the database writes that close a request. */
 const PLATFORM_RESERVE_MS = 1_000;
 
 export interface RequestScope {
   store: WppStore;
-  env: ConnectionEnv;
+  env: EnsureEnv;
 }
 
 export function openScope(
@@ -24,6 +24,7 @@ export function openScope(
   callerId: string,
 ): RequestScope {
   const started = deps.now();
+  const steps: { step: StepKind; platform_calls: number }[] = [];
   const store = deps.store({
     deadline: started + config.WPP_REQUEST_DEADLINE_MS,
     timing: log.onDbCall,
@@ -41,6 +42,11 @@ export function openScope(
       freshKeyGraceMs: config.WPP_FRESH_KEY_GRACE_MS,
       webhookBaseUrl: config.webhookBaseUrl,
       warn: warnInto(log),
+      platformCalls: () => log.platform.length,
+      traceStep: (step, platformCalls) => {
+        steps.push({ step, platform_calls: platformCalls });
+        log.set({ steps });
+      },
     },
   };
 }

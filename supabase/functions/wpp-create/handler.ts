@@ -1,18 +1,19 @@
-// HTTP side of wpp-create: method and CORS, caller, body, role, the Idempotency-Key, then the
-// provisioning flow. Every dependency comes in as an argument so tests can drive each branch.
+// wpp-create, an adapter of the provisioning core (_shared/sessions/ensure.ts): the panel's body
+// and the Idempotency-Key in, the core, the panel's answer shape out. Every dependency comes in
+// as an argument so tests can drive each branch.
 import { z } from "zod";
 import type { Config } from "../_shared/config.ts";
 import { AppError, isAppError } from "../_shared/errors.ts";
-import { errorBody, jsonResponse } from "../_shared/http.ts";
-import { parseJsonBody } from "../_shared/body.ts";
+import { errorBody, jsonResponse } from "../_shared/http/responses.ts";
+import { parseJsonBody } from "../_shared/http/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
-import type { RequestLog } from "../_shared/request-log.ts";
-import { signedInHandler } from "../_shared/request-envelope.ts";
-import type { Caller } from "../_shared/auth.ts";
+import type { RequestLog } from "../_shared/http/request-log.ts";
+import { signedInHandler } from "../_shared/http/envelope.ts";
+import type { Caller } from "../_shared/http/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
-import type { Mode, WppStore } from "../_shared/store.ts";
+import type { Mode, WppStore } from "../_shared/db/store.ts";
 import { maskSecret } from "../_shared/wpp/mod.ts";
-import { click } from "./provision.ts";
+import { ensureSession } from "../_shared/sessions/ensure.ts";
 
 export const FUNCTION_NAME = "wpp-create";
 
@@ -93,7 +94,7 @@ async function handle(
   }
 
   const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const outcome = await click(env, {
+    const outcome = await ensureSession(env, {
       organizationId,
       mode,
       integrationId: body.integration_id,

@@ -4,16 +4,16 @@
 import { z } from "zod";
 import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
-import { jsonResponse } from "../_shared/http.ts";
-import { parseJsonBody } from "../_shared/body.ts";
+import { jsonResponse } from "../_shared/http/responses.ts";
+import { parseJsonBody } from "../_shared/http/body.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
-import type { RequestLog } from "../_shared/request-log.ts";
-import { signedInHandler } from "../_shared/request-envelope.ts";
-import type { Caller } from "../_shared/auth.ts";
+import type { RequestLog } from "../_shared/http/request-log.ts";
+import { signedInHandler } from "../_shared/http/envelope.ts";
+import type { Caller } from "../_shared/http/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
-import { platformFailure } from "../_shared/platform-errors.ts";
+import { platformFailure } from "../_shared/wpp/failure.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
-import type { DisconnectResult } from "../_shared/store.ts";
+import type { DisconnectResult } from "../_shared/db/store.ts";
 
 export const FUNCTION_NAME = "wpp-disconnect";
 

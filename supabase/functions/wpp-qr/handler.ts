@@ -4,15 +4,15 @@
 import { z } from "zod";
 import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
-import { jsonResponse } from "../_shared/http.ts";
-import { readInput } from "../_shared/input.ts";
+import { jsonResponse } from "../_shared/http/responses.ts";
+import { readInput } from "../_shared/http/input.ts";
 import type { HandlerDeps } from "../_shared/deps.ts";
-import type { RequestLog } from "../_shared/request-log.ts";
-import { signedInHandler } from "../_shared/request-envelope.ts";
-import type { Caller } from "../_shared/auth.ts";
+import type { RequestLog } from "../_shared/http/request-log.ts";
+import { signedInHandler } from "../_shared/http/envelope.ts";
+import type { Caller } from "../_shared/http/auth.ts";
 import { openScope, requireManager } from "../_shared/scope.ts";
-import { observeConnection, SessionReplaced } from "../_shared/connection.ts";
-import { platformFailure } from "../_shared/platform-errors.ts";
+import { observeConnection, SessionReplaced } from "../_shared/sessions/connection.ts";
+import { platformFailure } from "../_shared/wpp/failure.ts";
 import { isWppError } from "../_shared/wpp/mod.ts";
 
 export const FUNCTION_NAME = "wpp-qr";

@@ -1,8 +1,8 @@
 // The production wiring of wpp-webhook: the database, and the forwarder to the CRM's receiver.
 import type { ConfigResult } from "../_shared/config.ts";
 import { tuningFrom } from "../_shared/deps.ts";
-import { createServiceClient } from "../_shared/rpc.ts";
-import { createSupabaseStore } from "../_shared/store.ts";
+import { createServiceClient } from "../_shared/db/rpc.ts";
+import { createSupabaseStore } from "../_shared/db/store.ts";
 import { notConfigured, runtimeDeps } from "../_shared/runtime-deps.ts";
 import { createForwarder } from "./forward.ts";
 import { SecretCache } from "./secret-cache.ts";

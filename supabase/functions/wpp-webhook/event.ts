@@ -3,7 +3,7 @@
 // Events carry whatever else they like (messages, deliveries), so the schema is loose: only what
 // this project reads is validated, the rest is forwarded untouched.
 import { z } from "zod";
-import type { Connection } from "../_shared/store.ts";
+import type { Connection } from "../_shared/db/store.ts";
 
 const text = z.string().trim().min(1).max(4096);
 // A QR may come as a data:image/png;base64 URL, easily larger than a word; the body cap

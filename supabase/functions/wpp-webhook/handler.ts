@@ -6,11 +6,11 @@
 import { createHash } from "node:crypto";
 import type { Config } from "../_shared/config.ts";
 import { AppError } from "../_shared/errors.ts";
-import { jsonResponse } from "../_shared/http.ts";
-import { readCapped } from "../_shared/body.ts";
-import type { RequestLog } from "../_shared/request-log.ts";
-import { allowMethods, functionHandler } from "../_shared/request-envelope.ts";
-import type { StoreFactory, WebhookEventResult } from "../_shared/store.ts";
+import { jsonResponse } from "../_shared/http/responses.ts";
+import { readCapped } from "../_shared/http/body.ts";
+import type { RequestLog } from "../_shared/http/request-log.ts";
+import { allowMethods, functionHandler } from "../_shared/http/envelope.ts";
+import type { StoreFactory, WebhookEventResult } from "../_shared/db/store.ts";
 import { readEvent } from "./event.ts";
 import type { Forwarder, ForwardResult } from "./forward.ts";
 import type { SecretCache } from "./secret-cache.ts";

@@ -1,3 +1,4 @@
+// The platform's answers read into this client's types: validated, or a WppMalformedError.
 import type { z } from "zod";
 import { WppMalformedError, type WppOperation } from "./errors.ts";
 import {

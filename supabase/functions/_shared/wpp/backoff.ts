@@ -1,3 +1,4 @@
+// Retry delays for the platform calls that may be repeated (never a create).
 export interface RetryPolicy {
   attempts: number;
   baseDelayMs: number;

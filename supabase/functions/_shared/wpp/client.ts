@@ -1,3 +1,4 @@
+// The WPP Platform client: creates platform clients, hands out session clients.
 import { readCreate } from "./answers.ts";
 import { perform } from "./perform.ts";
 import { buildRuntime, type Runtime } from "./runtime.ts";

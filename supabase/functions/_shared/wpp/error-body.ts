@@ -1,3 +1,4 @@
+// What a platform error answer said, as one short line of text (JSON or an HTML page).
 const MAX_LENGTH = 300;
 
 const ENTITIES: Record<string, string> = {

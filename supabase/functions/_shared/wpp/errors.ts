@@ -1,3 +1,4 @@
+// The platform client's errors: one class per way a call can fail, with a stable code.
 /** The platform calls this client makes; used to label errors, logs and timings. */
 export type WppOperation = "create" | "token" | "start" | "status" | "qr" | "webhook" | "stop";
 

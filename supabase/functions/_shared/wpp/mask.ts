@@ -1,3 +1,4 @@
+// Credentials masked for answers, and scrubbed from any platform text that is echoed.
 const MASK = "••••••";
 
 /** Shows just enough of a credential to tell two apart in a log, never enough to use it. */

@@ -1,3 +1,4 @@
+// wpp/: the WPP Platform, as this project talks to it: the client, its port and its error mapping.
 export { WppPlatformClient } from "./client.ts";
 export { WppSessionClient } from "./session.ts";
 export {

@@ -1,3 +1,4 @@
+// One platform call: send, retry what may be retried, time it, turn failures into WppErrors.
 import { backoffDelay, pause } from "./backoff.ts";
 import { platformMessageFrom } from "./error-body.ts";
 import {

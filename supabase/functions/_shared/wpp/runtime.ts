@@ -1,3 +1,4 @@
+// The client's options with their defaults, shared by the client and its session clients.
 import { type RetryPolicy } from "./backoff.ts";
 import { SecretScrubber } from "./mask.ts";
 import type { WppCallEvent, WppClientOptions } from "./types.ts";

@@ -1,3 +1,4 @@
+// zod schemas of every platform answer, in all the documented variants.
 import { z } from "zod";
 
 // The platform's answers, as far as they are known (see /work/shared/wpp-platform.md). Each

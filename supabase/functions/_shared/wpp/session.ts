@@ -1,3 +1,4 @@
+// The calls made on behalf of one session: token, start, status, QR, webhook, stop.
 import { readQr, readStart, readStatus, readToken } from "./answers.ts";
 import { backoffDelay, pause } from "./backoff.ts";
 import { isWppError, WppInvalidApiKeyError } from "./errors.ts";

@@ -1,3 +1,4 @@
+// One HTTP exchange with the platform, bounded by a timeout and the caller's deadline.
 import { type WppOperation, WppTimeoutError, WppUnreachableError } from "./errors.ts";
 
 export interface HttpRequest {

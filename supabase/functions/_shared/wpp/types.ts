@@ -1,3 +1,4 @@
+// The platform client's public types.
 import type { WppErrorCode, WppOperation } from "./errors.ts";
 
 export interface CallOptions {

@@ -1,6 +1,5 @@
 // One JSON line per request: who, what happened, and where the time went. Only ids, codes and
 // durations are recorded here, never a key, a token or a body, so nothing secret can leak by it.
-import type { WppCallEvent } from "./wpp/mod.ts";
 
 export interface TimedCall {
   op: string;
@@ -18,7 +17,7 @@ export class RequestLog {
 
   constructor(readonly requestId: string, readonly fn: string, readonly method: string) {}
 
-  onPlatformCall = (e: WppCallEvent): void => {
+  onPlatformCall = (e: TimedCall): void => {
     this.platform.push({
       op: e.op,
       ms: round(e.ms),

@@ -1,6 +1,6 @@
 // Responses every function shares: CORS on each of them (errors included, or the browser hides
 // the error from the page), JSON bodies, and the error shape the CRM's UI reads.
-import { AppError } from "./errors.ts";
+import { AppError } from "../errors.ts";
 
 const ALLOWED_HEADERS =
   "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key";

@@ -4,9 +4,9 @@
 // clicks and polls wait for the holder's result instead of repeating its calls. That is what keeps
 // a burst of clicks to one start (and one QR), and what keeps a replaced session from being
 // started again: the lease is refused once the session is no longer the stored one.
-import type { PlatformPort, SessionPort } from "./platform-port.ts";
-import type { Connection, Integration, WppStore } from "./store.ts";
-import type { StartResult } from "./wpp/mod.ts";
+import type { PlatformPort, SessionPort } from "../wpp/port.ts";
+import type { Connection, Integration, WppStore } from "../db/store.ts";
+import type { StartResult } from "../wpp/mod.ts";
 import { isYoungSession } from "./session-age.ts";
 
 /**

@@ -2,7 +2,7 @@
 // project's JWT secret (self-hosted default), asymmetric ones against the project's JWKS.
 // Only signed-in users pass: the anon and service_role keys are project keys, not users.
 import * as jose from "jose";
-import { AppError } from "./errors.ts";
+import { AppError } from "../errors.ts";
 
 export interface Caller {
   userId: string;

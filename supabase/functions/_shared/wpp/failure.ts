@@ -1,7 +1,7 @@
 // How a failed platform call is told to the caller: one AppError per client error code, with a
 // message that names the step and never repeats the platform's own text (it may echo secrets).
-import { AppError } from "./errors.ts";
-import type { WppError } from "./wpp/mod.ts";
+import { AppError } from "../errors.ts";
+import type { WppError } from "./mod.ts";
 
 export function platformFailure(e: WppError): AppError {
   const what = `WPP Platform ${e.op} call failed`;

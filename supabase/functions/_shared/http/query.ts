@@ -1,7 +1,7 @@
 // A GET's query string, validated like a JSON body: the same strict schema, so an unknown
 // parameter is refused the way an unknown field is.
 import type { z } from "zod";
-import { AppError } from "./errors.ts";
+import { AppError } from "../errors.ts";
 import { describeIssues } from "./body.ts";
 
 export function readQuery<T extends z.ZodType>(

@@ -1,6 +1,6 @@
 // Reads a request body with a size cap and validates it with a strict zod schema.
 import { z } from "zod";
-import { AppError } from "./errors.ts";
+import { AppError } from "../errors.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 

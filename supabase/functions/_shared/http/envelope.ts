@@ -1,9 +1,9 @@
 // What every function does around its own logic: CORS and the preflight, the not_configured
 // answer, one error model for every failure, and exactly one log line per request.
-import type { Config, ConfigResult } from "./config.ts";
+import type { Config, ConfigResult } from "../config.ts";
 import type { Caller, TokenVerifier } from "./auth.ts";
-import { AppError, isAppError } from "./errors.ts";
-import { corsHeaders, errorResponse } from "./http.ts";
+import { AppError, isAppError } from "../errors.ts";
+import { corsHeaders, errorResponse } from "./responses.ts";
 import { RequestLog } from "./request-log.ts";
 
 export interface EnvelopeDeps {

@@ -3,7 +3,7 @@
 // the functions' error model.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type { z } from "zod";
-import { AppError } from "./errors.ts";
+import { AppError } from "../errors.ts";
 import type { Database } from "./database.types.ts";
 
 /** The service-role client, typed by the types generated from the migrations. */

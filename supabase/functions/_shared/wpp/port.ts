@@ -10,7 +10,7 @@ import {
   type WppCallEvent,
   WppPlatformClient,
   type WppToken,
-} from "./wpp/mod.ts";
+} from "./mod.ts";
 
 export interface SessionPort {
   getToken(opts?: TokenOptions): Promise<WppToken>;
